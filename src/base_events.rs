@@ -1,0 +1,779 @@
+//! The event loop proper (asyncio's `base_events.py`).
+//!
+//! An [`EventLoop`] is a multiplexer: it holds a FIFO queue of ready callbacks, a heap of
+//! timers, and a mio `Poll` for I/O readiness, and it runs them one iteration at a time.
+//! One iteration ([`Inner::run_once`]) is asyncio's `_run_once`:
+//!
+//! 1. drop cancelled timers (all at once when more than half of a heap of over 100 is
+//!    cancelled, else only from the head);
+//! 2. pick the poll timeout: zero when callbacks are ready or the loop is stopping,
+//!    else the time to the next timer (at most 24 h), else wait for I/O;
+//! 3. poll mio and queue a step for every I/O event (and drain the cross-thread inbox);
+//! 4. move every timer due by now (plus the clock resolution) to the ready queue, in
+//!    deadline order and, for equal deadlines, in scheduling order;
+//! 5. run exactly the callbacks that are ready now: those scheduled while they run wait
+//!    for the next iteration, so one busy callback cannot starve I/O.
+//!
+//! Everything is single-threaded (`Rc`/`RefCell`); the only thread-safe entry point is
+//! [`ThreadsafeHandle::call_soon_threadsafe`], which pushes into a mutex-protected inbox
+//! and wakes the poll through a `mio::Waker`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::future::Future as StdFuture;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::clock::{Clock, TestClock};
+use crate::events::{
+    Callback, CallbackCell, ExceptionContext, ExceptionHandler, Handle, TimerHandle, RUNNING,
+};
+use crate::exceptions::{Error, Result};
+use crate::executor::Executor;
+use crate::selector_events::IoState;
+use crate::tasks::{Task, TaskRun};
+
+/// asyncio's `MAXIMUM_SELECT_TIMEOUT`: the poll never sleeps longer than a day.
+const MAXIMUM_SELECT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// asyncio's `_MIN_SCHEDULED_TIMER_HANDLES`: below this many timers, no heap rebuild.
+const MIN_SCHEDULED_TIMER_HANDLES: usize = 100;
+/// asyncio's `_MIN_CANCELLED_TIMER_HANDLES_FRACTION`.
+const MIN_CANCELLED_TIMER_HANDLES_FRACTION: f64 = 0.5;
+/// Timers due before `now + CLOCK_RESOLUTION` fire in this iteration (asyncio's
+/// `end_time = self.time() + self._clock_resolution`). mio rounds poll timeouts *up* to
+/// whole milliseconds, so the loop never wakes early and never spins on a near timer.
+const CLOCK_RESOLUTION: Duration = Duration::from_nanos(1);
+/// The default `slow_callback_duration` of debug mode (asyncio's 0.1 s).
+const SLOW_CALLBACK_DURATION: Duration = Duration::from_millis(100);
+
+/// Source of unique loop ids (wakers use them to find their loop).
+static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One entry of the ready queue.
+pub(crate) enum Ready {
+    /// A `call_soon` callback, a due timer, or a future's done callback.
+    Callback(Rc<dyn Callback>),
+    /// One step of a task (asyncio's `Task.__step`).
+    Task(Rc<dyn TaskRun>),
+    /// An I/O event for the registration with this mio token and readiness bits.
+    Io(usize, u8),
+}
+
+/// A timer in the heap. Ordered so that `BinaryHeap` (a max-heap) pops the earliest
+/// deadline first and, among equal deadlines, the one scheduled first.
+struct TimerEntry {
+    when: Instant,
+    seq: u64,
+    cb: Rc<dyn Callback>,
+}
+
+impl PartialEq for TimerEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.when == other.when && self.seq == other.seq
+    }
+}
+impl Eq for TimerEntry {}
+impl PartialOrd for TimerEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for TimerEntry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.when, other.seq).cmp(&(self.when, self.seq))
+    }
+}
+
+/// The cross-thread inbox: the only part of a loop that other threads touch.
+pub(crate) struct Remote {
+    pub(crate) loop_id: u64,
+    queue: Mutex<Vec<RemoteItem>>,
+    /// Set by the first push after a drain; only that push writes to the eventfd.
+    notified: AtomicBool,
+    closed: AtomicBool,
+    waker: mio::Waker,
+}
+
+/// What another thread can ask of the loop.
+pub(crate) enum RemoteItem {
+    /// Run this closure on the loop thread (`call_soon_threadsafe`).
+    Call(Box<dyn FnOnce() + Send>),
+    /// Schedule the task in this slab slot, if it is still the task with this id.
+    Wake { key: usize, id: u64 },
+}
+
+impl Remote {
+    /// Queue an item and wake the poll. Returns false (and drops the item) if the loop
+    /// is closed.
+    pub(crate) fn push(&self, item: RemoteItem) -> bool {
+        {
+            let mut q = match self.queue.lock() {
+                Ok(q) => q,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if self.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            q.push(item);
+        }
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self.waker.wake() {
+                log::error!(target: "asyncio", "failed to wake the event loop: {e}");
+            }
+        }
+        true
+    }
+
+    fn take(&self) -> Vec<RemoteItem> {
+        self.notified.store(false, Ordering::Release);
+        let mut q = match self.queue.lock() {
+            Ok(q) => q,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        std::mem::take(&mut *q)
+    }
+
+    fn close(&self) -> Vec<RemoteItem> {
+        let mut q = match self.queue.lock() {
+            Ok(q) => q,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        self.closed.store(true, Ordering::Release);
+        std::mem::take(&mut *q)
+    }
+}
+
+/// The loop's state. `EventLoop` is an `Rc` of this.
+pub(crate) struct Inner {
+    pub(crate) id: u64,
+    ready: RefCell<VecDeque<Ready>>,
+    timers: RefCell<BinaryHeap<TimerEntry>>,
+    timer_seq: Cell<u64>,
+    timer_cancelled: Cell<usize>,
+    stopping: Cell<bool>,
+    running: Cell<bool>,
+    closed: Cell<bool>,
+    debug: Cell<bool>,
+    slow_callback_duration: Cell<Duration>,
+    pub(crate) clock: Clock,
+    pub(crate) io: IoState,
+    pub(crate) remote: Arc<Remote>,
+    pub(crate) tasks: RefCell<Slab<Rc<dyn TaskRun>>>,
+    pub(crate) task_counter: Cell<u64>,
+    pub(crate) current_task: RefCell<Option<Rc<dyn TaskRun>>>,
+    exception_handler: RefCell<Option<ExceptionHandler>>,
+    pub(crate) executor: Executor,
+}
+
+/// A handle to an event loop (asyncio's `AbstractEventLoop` / `BaseEventLoop`).
+///
+/// `EventLoop` is a cheap `Rc` handle: clone it into callbacks and tasks freely. It is
+/// `!Send`: a loop and everything scheduled on it stay on the thread that made it. The
+/// one way in from another thread is [`EventLoop::threadsafe_handle`].
+///
+/// ```
+/// let lp = asyncio::EventLoop::new().unwrap();
+/// let out = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+/// let o = out.clone();
+/// lp.call_soon(move || o.borrow_mut().push("soon")).unwrap();
+/// let answer = lp.run_until_complete(async { 6 * 7 }).unwrap();
+/// assert_eq!(answer, 42);
+/// assert_eq!(*out.borrow(), ["soon"]);
+/// lp.close().unwrap();
+/// ```
+///
+/// A loop that is never closed keeps its pending tasks (and what they hold) alive; call
+/// [`EventLoop::close`], or use [`crate::run`], which closes for you.
+#[derive(Clone)]
+pub struct EventLoop {
+    pub(crate) inner: Rc<Inner>,
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("id", &self.inner.id)
+            .field("running", &self.inner.running.get())
+            .field("closed", &self.inner.closed.get())
+            .field("debug", &self.inner.debug.get())
+            .finish()
+    }
+}
+
+/// Whether the `ASYNCIO_DEBUG` environment variable turns debug mode on (any value but
+/// empty or `0`), as `PYTHONASYNCIODEBUG` does for asyncio.
+fn debug_from_env() -> bool {
+    std::env::var_os("ASYNCIO_DEBUG")
+        .map(|v| !v.is_empty() && v != "0")
+        .unwrap_or(false)
+}
+
+impl EventLoop {
+    /// A new event loop reading the system's monotonic clock (asyncio's
+    /// `new_event_loop()`). Fails only if the OS refuses an epoll instance or an eventfd.
+    pub fn new() -> Result<EventLoop> {
+        EventLoop::with_clock(Clock::System)
+    }
+
+    /// A new event loop on a virtual clock, and the [`TestClock`] that controls it.
+    /// Timer tests then never sleep: see [`TestClock`].
+    pub fn with_test_clock() -> Result<(EventLoop, TestClock)> {
+        let clock = TestClock::new();
+        let lp = EventLoop::with_clock(Clock::Test(clock.state.clone()))?;
+        Ok((lp, clock))
+    }
+
+    fn with_clock(clock: Clock) -> Result<EventLoop> {
+        let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
+        let (io, waker) = IoState::new()?;
+        let remote = Arc::new(Remote {
+            loop_id: id,
+            queue: Mutex::new(Vec::new()),
+            notified: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            waker,
+        });
+        let inner = Rc::new(Inner {
+            id,
+            ready: RefCell::new(VecDeque::with_capacity(256)),
+            timers: RefCell::new(BinaryHeap::new()),
+            timer_seq: Cell::new(0),
+            timer_cancelled: Cell::new(0),
+            stopping: Cell::new(false),
+            running: Cell::new(false),
+            closed: Cell::new(false),
+            debug: Cell::new(debug_from_env()),
+            slow_callback_duration: Cell::new(SLOW_CALLBACK_DURATION),
+            clock,
+            io,
+            remote,
+            tasks: RefCell::new(Slab::new()),
+            task_counter: Cell::new(0),
+            current_task: RefCell::new(None),
+            exception_handler: RefCell::new(None),
+            executor: Executor::new(),
+        });
+        Ok(EventLoop { inner })
+    }
+
+    pub(crate) fn from_inner(inner: Rc<Inner>) -> EventLoop {
+        EventLoop { inner }
+    }
+
+    // ----- running and stopping -------------------------------------------------------
+
+    /// Run until [`EventLoop::stop`] is called (asyncio's `run_forever()`).
+    ///
+    /// Errors, without running anything, if this loop is already running, if another
+    /// loop is running on this thread, or if the loop is closed. If `stop` was called
+    /// before, the loop runs one iteration (polling I/O without waiting) and returns.
+    pub fn run_forever(&self) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_closed()?;
+        if inner.running.get() {
+            return Err(Error::runtime("This event loop is already running"));
+        }
+        if RUNNING.with(|r| r.borrow().is_some()) {
+            return Err(Error::runtime(
+                "Cannot run the event loop while another loop is running",
+            ));
+        }
+        struct Running<'a>(&'a Inner);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.running.set(false);
+                self.0.stopping.set(false);
+                RUNNING.with(|r| r.borrow_mut().take());
+            }
+        }
+        inner.running.set(true);
+        RUNNING.with(|r| *r.borrow_mut() = Some(inner.clone()));
+        let _guard = Running(inner);
+        loop {
+            inner.run_once();
+            if inner.stopping.get() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Run `fut` as a task until it completes and return its output (asyncio's
+    /// `run_until_complete()`).
+    ///
+    /// Other tasks and callbacks run meanwhile. Errors: the same misuse errors as
+    /// [`EventLoop::run_forever`] (a nested call gets `"This event loop is already
+    /// running"`, not a deadlock); `Error::Panic` if the future panicked;
+    /// `Error::Cancelled` if its task was cancelled; and `"Event loop stopped before
+    /// Future completed."` if [`EventLoop::stop`] ended the loop first (the task stays
+    /// scheduled and a later run can finish it).
+    pub fn run_until_complete<F>(&self, fut: F) -> Result<F::Output>
+    where
+        F: StdFuture + 'static,
+    {
+        let inner = &self.inner;
+        inner.check_closed()?;
+        if inner.running.get() {
+            return Err(Error::runtime("This event loop is already running"));
+        }
+        let task = self.create_task(fut);
+        self.run_task_until_done(task)
+    }
+
+    /// `run_until_complete` for a task that already exists.
+    pub(crate) fn run_task_until_done<T: 'static>(&self, task: Task<T>) -> Result<T> {
+        let lp = self.clone();
+        task.add_done_callback(move |_| lp.stop());
+        self.run_forever()?;
+        if !task.done() {
+            return Err(Error::runtime(
+                "Event loop stopped before Future completed.",
+            ));
+        }
+        task.take_result()
+    }
+
+    /// Ask the loop to stop (asyncio's `stop()`): the callbacks of the current iteration
+    /// all still run, then `run_forever` returns. Callbacks they schedule run on the next
+    /// `run_forever`. Harmless when the loop is not running: the next run then does one
+    /// iteration and returns.
+    pub fn stop(&self) {
+        self.inner.stopping.set(true);
+    }
+
+    /// Whether the loop is running (asyncio's `is_running()`).
+    pub fn is_running(&self) -> bool {
+        self.inner.running.get()
+    }
+
+    /// Whether [`EventLoop::close`] was called (asyncio's `is_closed()`).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    /// Close the loop (asyncio's `close()`): drop every pending callback and timer, drop
+    /// the futures of tasks still pending (each reported as `"Task was destroyed but it
+    /// is pending!"`), close I/O registrations, refuse further cross-thread calls, and
+    /// let the executor's threads finish their current job and exit without waiting.
+    ///
+    /// Idempotent. Errors with `"Cannot close a running event loop"` while running.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    // ----- time and scheduling ---------------------------------------------------------
+
+    /// The loop's clock (asyncio's `time()`): monotonic, or virtual under a [`TestClock`].
+    /// Timers compare against this clock.
+    pub fn time(&self) -> Instant {
+        self.inner.clock.now()
+    }
+
+    /// Schedule `f` to run on the next iteration (asyncio's `call_soon()`).
+    ///
+    /// Callbacks run in the order they were scheduled (FIFO), each exactly once. A panic
+    /// in `f` is caught and reported through the exception handler; the loop carries on.
+    /// Errors with `"Event loop is closed"` on a closed loop.
+    pub fn call_soon(&self, f: impl FnOnce() + 'static) -> Result<Handle> {
+        self.inner.check_closed()?;
+        let cb: Rc<dyn Callback> = CallbackCell::new(f);
+        self.inner.push_ready(Ready::Callback(cb.clone()));
+        Ok(Handle { cb })
+    }
+
+    /// Schedule `f` to run `delay` from now (asyncio's `call_later()`); see
+    /// [`EventLoop::call_at`].
+    pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> Result<TimerHandle> {
+        let when = self.time() + delay;
+        self.call_at(when, f)
+    }
+
+    /// Schedule `f` to run at `when` on the loop's clock (asyncio's `call_at()`).
+    ///
+    /// The callback runs in the first iteration at or after `when` (never before).
+    /// Timers with the same deadline run in the order they were scheduled. Errors with
+    /// `"Event loop is closed"` on a closed loop.
+    pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> Result<TimerHandle> {
+        self.inner.check_closed()?;
+        let cb: Rc<dyn Callback> = CallbackCell::new(f);
+        self.inner.push_timer(when, cb.clone());
+        Ok(TimerHandle {
+            cb,
+            when,
+            lp: Rc::downgrade(&self.inner),
+        })
+    }
+
+    /// A `Send + Sync` handle through which other threads schedule work on this loop.
+    pub fn threadsafe_handle(&self) -> ThreadsafeHandle {
+        ThreadsafeHandle {
+            remote: self.inner.remote.clone(),
+        }
+    }
+
+    /// Schedule `f` from any thread (asyncio's `call_soon_threadsafe()`); the same as
+    /// `self.threadsafe_handle().call_soon_threadsafe(f)`.
+    pub fn call_soon_threadsafe(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        self.threadsafe_handle().call_soon_threadsafe(f)
+    }
+
+    // ----- errors and debugging --------------------------------------------------------
+
+    /// Set the handler that [`EventLoop::call_exception_handler`] calls; `None` restores
+    /// the default (asyncio's `set_exception_handler()`). A handler that panics is itself
+    /// reported by the default handler as `"Unhandled error in exception handler"`.
+    pub fn set_exception_handler(
+        &self,
+        handler: Option<impl Fn(&EventLoop, &ExceptionContext) + 'static>,
+    ) {
+        *self.inner.exception_handler.borrow_mut() =
+            handler.map(|h| Rc::new(h) as ExceptionHandler);
+    }
+
+    /// Whether a custom exception handler is set (asyncio's `get_exception_handler()`
+    /// returning not-`None`).
+    pub fn has_exception_handler(&self) -> bool {
+        self.inner.exception_handler.borrow().is_some()
+    }
+
+    /// Report an error that has no caller to return to (asyncio's
+    /// `call_exception_handler()`): a panicking callback, a task error nobody retrieved,
+    /// a protocol failure. Calls the custom handler if set, else
+    /// [`EventLoop::default_exception_handler`]. Never panics.
+    pub fn call_exception_handler(&self, context: ExceptionContext) {
+        self.inner.call_exception_handler(context);
+    }
+
+    /// The default handler (asyncio's `default_exception_handler()`): logs the context
+    /// with `log::error!` under the target `asyncio`. Never panics.
+    pub fn default_exception_handler(&self, context: &ExceptionContext) {
+        default_exception_handler(context);
+    }
+
+    /// Turn debug mode on or off (asyncio's `set_debug()`; also on when the
+    /// `ASYNCIO_DEBUG` environment variable is set). In debug mode callbacks slower than
+    /// [`EventLoop::slow_callback_duration`] are logged at `warn`, and every iteration is
+    /// narrated at `trace` level under the target `asyncio` (ready count, poll timeout,
+    /// events and what they woke, timers fired). Off, it costs one branch per iteration.
+    pub fn set_debug(&self, on: bool) {
+        self.inner.debug.set(on);
+    }
+
+    /// Whether debug mode is on (asyncio's `get_debug()`).
+    pub fn get_debug(&self) -> bool {
+        self.inner.debug.get()
+    }
+
+    /// The threshold above which debug mode logs a slow callback (default 100 ms).
+    pub fn slow_callback_duration(&self) -> Duration {
+        self.inner.slow_callback_duration.get()
+    }
+
+    /// Set the slow-callback threshold of debug mode.
+    pub fn set_slow_callback_duration(&self, d: Duration) {
+        self.inner.slow_callback_duration.set(d);
+    }
+}
+
+/// The `Send + Sync` side of a loop: schedule callbacks on it from any thread.
+///
+/// Cloning is cheap (an `Arc`). The loop is woken through a `mio::Waker` (an eventfd);
+/// many calls between two loop iterations cost one wake-up.
+#[derive(Clone)]
+pub struct ThreadsafeHandle {
+    remote: Arc<Remote>,
+}
+
+impl ThreadsafeHandle {
+    /// Run `f` on the loop's thread, soon (asyncio's `call_soon_threadsafe()`).
+    ///
+    /// Calls from one thread run in the order they were made. `f` runs during the
+    /// loop's next iteration, inside the loop, so [`get_running_loop`](crate::get_running_loop)
+    /// works there. Errors with `"Event loop is closed"` once the loop is closed.
+    pub fn call_soon_threadsafe(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        if self.remote.push(RemoteItem::Call(Box::new(f))) {
+            Ok(())
+        } else {
+            Err(Error::runtime("Event loop is closed"))
+        }
+    }
+}
+
+impl fmt::Debug for ThreadsafeHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadsafeHandle")
+            .field("loop_id", &self.remote.loop_id)
+            .finish()
+    }
+}
+
+fn default_exception_handler(context: &ExceptionContext) {
+    log::error!(target: "asyncio", "{}", context.render());
+}
+
+impl Inner {
+    pub(crate) fn check_closed(&self) -> Result<()> {
+        if self.closed.get() {
+            Err(Error::runtime("Event loop is closed"))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    pub(crate) fn is_debug(&self) -> bool {
+        self.debug.get()
+    }
+
+    #[inline]
+    pub(crate) fn push_ready(&self, r: Ready) {
+        self.ready.borrow_mut().push_back(r);
+    }
+
+    /// `call_soon` for runtime internals: no handle, nothing returned; dropped silently
+    /// on a closed loop (the caller is tearing down anyway).
+    pub(crate) fn call_soon_internal(&self, f: impl FnOnce() + 'static) {
+        if !self.closed.get() {
+            self.push_ready(Ready::Callback(CallbackCell::new(f)));
+        }
+    }
+
+    /// Put a timer in the heap (no closed check: callers checked).
+    pub(crate) fn push_timer(&self, when: Instant, cb: Rc<dyn Callback>) {
+        let seq = self.timer_seq.get();
+        self.timer_seq.set(seq + 1);
+        cb.set_in_heap(true);
+        self.timers.borrow_mut().push(TimerEntry { when, seq, cb });
+    }
+
+    /// Called by `TimerHandle::cancel` for a timer still in the heap.
+    pub(crate) fn timer_cancelled(&self) {
+        self.timer_cancelled.set(self.timer_cancelled.get() + 1);
+    }
+
+    pub(crate) fn call_exception_handler(self: &Rc<Self>, context: ExceptionContext) {
+        let handler = self.exception_handler.borrow().clone();
+        match handler {
+            None => default_exception_handler(&context),
+            Some(h) => {
+                let lp = EventLoop::from_inner(self.clone());
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| h(&lp, &context))) {
+                    let mut ctx = ExceptionContext::new("Unhandled error in exception handler")
+                        .with_exception(Error::from_panic(p));
+                    ctx.handle = Some(format!("context: {}", context.render()));
+                    default_exception_handler(&ctx);
+                }
+            }
+        }
+    }
+
+    /// Drop cancelled timers: rebuild the heap when it is big and mostly cancelled,
+    /// otherwise pop the cancelled ones off the top (asyncio's rule).
+    fn purge_cancelled_timers(&self) {
+        let mut timers = self.timers.borrow_mut();
+        let cancelled = self.timer_cancelled.get();
+        if timers.len() > MIN_SCHEDULED_TIMER_HANDLES
+            && cancelled as f64 / timers.len() as f64 > MIN_CANCELLED_TIMER_HANDLES_FRACTION
+        {
+            timers.retain(|t| {
+                let keep = !t.cb.cancelled();
+                if !keep {
+                    t.cb.set_in_heap(false);
+                }
+                keep
+            });
+            self.timer_cancelled.set(0);
+        } else {
+            while let Some(top) = timers.peek() {
+                if !top.cb.cancelled() {
+                    break;
+                }
+                let t = timers.pop().expect("peeked");
+                t.cb.set_in_heap(false);
+                self.timer_cancelled
+                    .set(self.timer_cancelled.get().saturating_sub(1));
+            }
+        }
+    }
+
+    /// One iteration of the loop: asyncio's `_run_once`. See the module docs.
+    pub(crate) fn run_once(self: &Rc<Self>) {
+        self.purge_cancelled_timers();
+
+        // How long may the poll wait?
+        let next_timer = self.timers.borrow().peek().map(|t| t.when);
+        let busy = !self.ready.borrow().is_empty() || self.stopping.get();
+        let mut advance_to = None;
+        let timeout = if busy {
+            Some(Duration::ZERO)
+        } else if let Some(when) = next_timer {
+            let now = self.clock.now();
+            match &self.clock {
+                Clock::System => Some(
+                    when.saturating_duration_since(now)
+                        .min(MAXIMUM_SELECT_TIMEOUT),
+                ),
+                Clock::Test(state) => {
+                    if when <= now {
+                        Some(Duration::ZERO)
+                    } else if state.auto_advance.get() {
+                        advance_to = Some(when);
+                        Some(Duration::ZERO)
+                    } else {
+                        None
+                    }
+                }
+            }
+        } else {
+            None
+        };
+
+        // Poll and queue I/O steps; cross-thread calls land in the ready queue too.
+        let nevents = self.poll_io(timeout);
+        if self.remote.notified.load(Ordering::Acquire) {
+            self.drain_remote();
+        }
+        if let (Some(when), Some(state)) = (advance_to, self.clock.auto_advancing()) {
+            if nevents == 0 && self.ready.borrow().is_empty() {
+                state.now.set(when);
+            }
+        }
+
+        // Move due timers to the ready queue.
+        let mut fired = 0usize;
+        if next_timer.is_some() {
+            let end = self.clock.now() + CLOCK_RESOLUTION;
+            let mut timers = self.timers.borrow_mut();
+            let mut ready = self.ready.borrow_mut();
+            while let Some(top) = timers.peek() {
+                if top.when >= end {
+                    break;
+                }
+                let t = timers.pop().expect("peeked");
+                t.cb.set_in_heap(false);
+                if t.cb.cancelled() {
+                    self.timer_cancelled
+                        .set(self.timer_cancelled.get().saturating_sub(1));
+                    continue;
+                }
+                fired += 1;
+                ready.push_back(Ready::Callback(t.cb));
+            }
+        }
+
+        // Run the callbacks that are ready now, and only those.
+        let ntodo = self.ready.borrow().len();
+        let debug = self.debug.get();
+        if debug {
+            log::trace!(
+                target: "asyncio",
+                "iteration: poll timeout {:?}, {} I/O event(s), {} timer(s) fired, {} ready to run",
+                timeout, nevents, fired, ntodo
+            );
+        }
+        for _ in 0..ntodo {
+            let item = match self.ready.borrow_mut().pop_front() {
+                Some(item) => item,
+                None => break,
+            };
+            if debug {
+                self.run_ready_debug(item);
+            } else {
+                self.run_ready(item);
+            }
+        }
+    }
+
+    #[inline]
+    fn run_ready(self: &Rc<Self>, item: Ready) {
+        match item {
+            Ready::Callback(cb) => {
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| cb.run())) {
+                    self.call_exception_handler(
+                        ExceptionContext::new("Exception in callback")
+                            .with_exception(Error::from_panic(p)),
+                    );
+                }
+            }
+            Ready::Task(task) => task.step(self),
+            Ready::Io(token, bits) => self.dispatch_io(token, bits),
+        }
+    }
+
+    fn run_ready_debug(self: &Rc<Self>, item: Ready) {
+        let what = match &item {
+            Ready::Callback(_) => "callback".to_string(),
+            Ready::Task(t) => format!("step of {}", t.header().name()),
+            Ready::Io(token, bits) => format!("I/O {}", self.describe_io(*token, *bits)),
+        };
+        log::trace!(target: "asyncio", "  run {what}");
+        let t0 = Instant::now();
+        self.run_ready(item);
+        let dt = t0.elapsed();
+        if dt >= self.slow_callback_duration.get() {
+            log::warn!(target: "asyncio", "Executing {what} took {:.3} seconds", dt.as_secs_f64());
+        }
+    }
+
+    fn drain_remote(self: &Rc<Self>) {
+        for item in self.remote.take() {
+            match item {
+                RemoteItem::Call(f) => self.push_ready(Ready::Callback(CallbackCell::new(f))),
+                RemoteItem::Wake { key, id } => self.wake_task(key, id),
+            }
+        }
+    }
+
+    /// Schedule the task in slab slot `key` if it is still the task `id`.
+    pub(crate) fn wake_task(&self, key: usize, id: u64) {
+        let task = match self.tasks.borrow().get(key) {
+            Some(t) if t.header().id == id => t.clone(),
+            _ => return,
+        };
+        self.schedule_task(task);
+    }
+
+    /// Queue a step of `task` unless one is queued already (two wakes, one step).
+    #[inline]
+    pub(crate) fn schedule_task(&self, task: Rc<dyn TaskRun>) {
+        let h = task.header();
+        if !h.scheduled.replace(true) && !self.closed.get() {
+            self.push_ready(Ready::Task(task));
+        }
+    }
+
+    fn close(self: &Rc<Self>) -> Result<()> {
+        if self.running.get() {
+            return Err(Error::runtime("Cannot close a running event loop"));
+        }
+        if self.closed.replace(true) {
+            return Ok(());
+        }
+        log::debug!(target: "asyncio", "closing event loop {}", self.id);
+        // Take everything out first, then drop it: drops may call back into the loop.
+        let ready = std::mem::take(&mut *self.ready.borrow_mut());
+        let timers = std::mem::take(&mut *self.timers.borrow_mut());
+        let remote = self.remote.close();
+        drop(ready);
+        drop(timers);
+        drop(remote);
+        let tasks: Vec<Rc<dyn TaskRun>> = self.tasks.borrow_mut().drain().collect();
+        for t in &tasks {
+            t.destroy_pending(self);
+        }
+        drop(tasks);
+        self.current_task.borrow_mut().take();
+        self.close_io();
+        self.executor.shutdown();
+        Ok(())
+    }
+}

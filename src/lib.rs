@@ -1,0 +1,94 @@
+//! # asyncio
+//!
+//! Python's asyncio, rebuilt in Rust as a real single-threaded runtime on
+//! [mio](https://docs.rs/mio): an event loop, futures and tasks, transports and
+//! protocols, and streams, with asyncio's names, ordering rules and edge cases.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let out = asyncio::run(async {
+//!     let lp = asyncio::get_running_loop().unwrap();
+//!     let fut = lp.create_future::<&str>();
+//!     let f = fut.clone();
+//!     lp.call_later(Duration::from_millis(1), move || f.set_result("hello").unwrap()).unwrap();
+//!     let task = asyncio::create_task(async move { fut.await.unwrap().len() });
+//!     task.await.unwrap()
+//! }).unwrap();
+//! assert_eq!(out, 5);
+//! ```
+//!
+//! ## The four layers
+//!
+//! 1. **Event loop**: a ready queue, timers and an I/O selector ([`EventLoop`]).
+//! 2. **Futures and tasks**: [`Future`], [`Task`], [`sleep`], [`wait_for`], ...
+//! 3. **Transports and protocols**: the `Protocol` trait and socket transports.
+//! 4. **Streams**: `open_connection`, `start_server`, `StreamReader`, `StreamWriter`.
+//!
+//! A layer only uses the layers below it.
+//!
+//! ## Modules and their CPython twins
+//!
+//! | module | CPython file | what it holds |
+//! |---|---|---|
+//! | [`events`] | `events.py` | [`Handle`], [`TimerHandle`], [`ExceptionContext`], [`get_running_loop`] |
+//! | [`base_events`] | `base_events.py` | [`EventLoop`] and one iteration of it (`_run_once`) |
+//! | [`selector_events`] | `selector_events.py` | mio registrations, `add_reader` / `add_writer` |
+//! | [`executor`] | `concurrent/futures/thread.py` | `run_in_executor`, `getaddrinfo` |
+//! | [`clock`] | `test_asyncio/utils.py` (`TestLoop`) | [`TestClock`], a virtual clock for tests |
+//! | [`futures`] | `futures.py` | [`Future`] |
+//! | [`tasks`] | `tasks.py` | [`Task`], [`create_task`], [`sleep`], [`current_task`] |
+//! | [`timeouts`] | `timeouts.py` | [`wait_for`], [`timeout`] |
+//! | [`runners`] | `runners.py` | [`run`] |
+//! | [`exceptions`] | `exceptions.py` | [`Error`], one variant per asyncio exception |
+//!
+//! ## Where Rust departs from asyncio
+//!
+//! | asyncio | here | why |
+//! |---|---|---|
+//! | exceptions (`CancelledError`, `TimeoutError`, ...) | one [`Error`] enum, returned in `Result` | Rust has no exceptions |
+//! | `task.cancel()` throws `CancelledError` into the coroutine | the task's future is **dropped** at its next step; its destructors observe it | Rust cannot resume a suspended `async` block with an error |
+//! | `Task.cancelling()` / `uncancel()` | not provided | a dropped future cannot un-cancel |
+//! | the loop keeps weak references to tasks | the loop **owns** every task until it finishes; dropping a [`Task`] detaches it | fire-and-forget tasks are never lost mid-flight |
+//! | `await task` any number of times | `.await` moves the output out; [`Task::result`] clones it | outputs need not be `Clone` |
+//! | `await fut` on a `Future` | `fut.clone().await`, needs `T: Clone` | several awaiters each get the value |
+//! | `remove_done_callback(fn)` compares functions | [`Future::add_done_callback`] returns a [`CallbackId`] to remove by | closures cannot be compared |
+//! | `loop.time()` is a float | [`EventLoop::time`] is an [`std::time::Instant`]; delays are [`std::time::Duration`]s | typed time |
+//! | `call_soon` on a closed loop raises | returns `Err(Error::Runtime)` | errors are values |
+//! | `asyncio.create_task` outside a loop raises | returns a task already failed with `"no running event loop"` | no panic, and awaiting reports it |
+//! | a coroutine's exception | a panic in a task becomes [`Error::Panic`] | panics are Rust's uncaught exceptions |
+//! | `ExceptionGroup` | [`Error::Group`] | |
+//! | `PYTHONASYNCIODEBUG` | `ASYNCIO_DEBUG` | |
+//! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
+//!
+//! ## Threads
+//!
+//! The loop is single-threaded (`Rc`, `RefCell`, no `Send` bound on tasks). No thread is
+//! ever started unless asked for: the executor of [`EventLoop::run_in_executor`] (and
+//! [`EventLoop::getaddrinfo`] for a name that is not a numeric address) starts its pool
+//! on first use. [`ThreadsafeHandle::call_soon_threadsafe`] is the way in from other
+//! threads.
+
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![deny(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod base_events;
+pub mod clock;
+pub mod events;
+pub mod exceptions;
+pub mod executor;
+pub mod futures;
+pub mod runners;
+pub mod selector_events;
+pub mod tasks;
+pub mod timeouts;
+
+pub use base_events::{EventLoop, ThreadsafeHandle};
+pub use clock::TestClock;
+pub use events::{get_running_loop, ExceptionContext, Handle, TimerHandle};
+pub use exceptions::{Error, Result};
+pub use futures::{CallbackId, Future};
+pub use runners::run;
+pub use tasks::{all_tasks, create_task, current_task, sleep, yield_now, Sleep, Task, TaskRef};
+pub use timeouts::{timeout, timeout_at, wait_for, Timeout};
