@@ -79,10 +79,16 @@ pub mod events;
 pub mod exceptions;
 pub mod executor;
 pub mod futures;
+pub mod protocols;
 pub mod runners;
 pub mod selector_events;
+pub mod server;
+pub mod streams;
+pub mod taskgroups;
 pub mod tasks;
 pub mod timeouts;
+pub mod transports;
+pub mod unix_events;
 
 pub use base_events::{EventLoop, ThreadsafeHandle};
 pub use clock::TestClock;
@@ -92,3 +98,11 @@ pub use futures::{CallbackId, Future};
 pub use runners::run;
 pub use tasks::{all_tasks, create_task, current_task, sleep, yield_now, Sleep, Task, TaskRef};
 pub use timeouts::{timeout, timeout_at, wait_for, Timeout};
+
+// Layer 2 helpers (gather, shield, wait, as_completed, TaskGroup): re-exports below.
+
+// Layer 3 (transports, protocols, servers): re-exports below.
+pub use protocols::{BaseProtocol, BufferedProtocol, Protocol};
+pub use transports::{Address, BaseTransport, ExtraInfo, ReadTransport, Transport, WriteTransport};
+
+// Layer 4 (streams): re-exports below.

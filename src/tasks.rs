@@ -23,9 +23,12 @@
 //!
 //! [`Future`]: crate::Future
 
+mod gather;
 mod sleep;
+mod wait;
 
 pub use sleep::{sleep, sleep_until, yield_now, Sleep};
+// task helpers: gather / shield / wait / as_completed re-exports go here
 
 use std::cell::{Cell, RefCell};
 use std::fmt;

@@ -22,6 +22,9 @@
 //! Transports do better (see the transport module): they read until `WouldBlock` or a
 //! short read, so they never need re-arming.
 
+mod sock;
+mod transport;
+
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;

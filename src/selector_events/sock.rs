@@ -1,0 +1,1 @@
+//! Low-level socket coroutines (`sock_recv`, `sock_sendall`, ...). Under construction.

@@ -1,0 +1,1 @@
+//! The socket transport (asyncio's `_SelectorSocketTransport`). Under construction.

@@ -1,0 +1,1 @@
+//! Streams (asyncio's `streams.py`). Under construction.

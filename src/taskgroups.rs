@@ -1,0 +1,1 @@
+//! `TaskGroup` (asyncio's `taskgroups.py`). Under construction.

@@ -1,0 +1,1 @@
+//! `gather`, `shield`. Under construction.

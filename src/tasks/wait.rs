@@ -1,0 +1,1 @@
+//! `wait`, `as_completed`. Under construction.

@@ -1,0 +1,1 @@
+//! Unix-socket connections and servers (asyncio's `unix_events.py`). Under construction.
