@@ -106,3 +106,8 @@ pub use protocols::{BaseProtocol, BufferedProtocol, Protocol};
 pub use transports::{Address, BaseTransport, ExtraInfo, ReadTransport, Transport, WriteTransport};
 
 // Layer 4 (streams): re-exports below.
+
+/// The README's code blocks, compiled and run as doc tests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
