@@ -70,7 +70,8 @@
 //! threads.
 
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
-#![deny(unsafe_code)]
+#![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod base_events;
@@ -89,6 +90,8 @@ pub mod tasks;
 pub mod timeouts;
 pub mod transports;
 pub mod unix_events;
+#[allow(unsafe_code)]
+mod waker;
 
 pub use base_events::{EventLoop, ThreadsafeHandle};
 pub use clock::TestClock;

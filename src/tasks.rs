@@ -43,25 +43,62 @@ use crate::base_events::{EventLoop, Inner, Ready, Remote, RemoteItem};
 use crate::events::{ExceptionContext, RUNNING};
 use crate::exceptions::{Error, Result};
 
+/// Task state bits (one `Cell<u8>` keeps the task cell small).
+const SCHEDULED: u8 = 1;
+const MUST_CANCEL: u8 = 2;
+const DONE: u8 = 4;
+const CANCELLED: u8 = 8;
+/// Whether the outcome was looked at (else a panic is reported).
+const RETRIEVED: u8 = 16;
+/// Whether a [`Task`] handle still exists.
+const HANDLE_ALIVE: u8 = 32;
+
 /// The part of a task the loop needs without knowing its output type.
 pub(crate) struct TaskHeader {
     pub(crate) id: u64,
     key: usize,
-    pub(crate) scheduled: Cell<bool>,
-    must_cancel: Cell<bool>,
-    done: Cell<bool>,
-    cancelled: Cell<bool>,
-    name: RefCell<Option<String>>,
+    flags: Cell<u8>,
+    name: Cell<Option<Rc<str>>>,
     waker: Waker,
     lp: Weak<Inner>,
 }
 
 impl TaskHeader {
+    #[inline]
+    fn has(&self, bit: u8) -> bool {
+        self.flags.get() & bit != 0
+    }
+
+    #[inline]
+    fn set(&self, bit: u8) {
+        self.flags.set(self.flags.get() | bit);
+    }
+
+    #[inline]
+    fn clear(&self, bit: u8) {
+        self.flags.set(self.flags.get() & !bit);
+    }
+
+    /// Mark the task scheduled; returns whether it already was.
+    #[inline]
+    pub(crate) fn set_scheduled(&self) -> bool {
+        let was = self.has(SCHEDULED);
+        self.set(SCHEDULED);
+        was
+    }
+
     pub(crate) fn name(&self) -> String {
-        match &*self.name.borrow() {
-            Some(n) => n.clone(),
+        let n = self.name.take();
+        let s = match &n {
+            Some(n) => n.to_string(),
             None => format!("Task-{}", self.id),
-        }
+        };
+        self.name.set(n);
+        s
+    }
+
+    fn set_name(&self, name: String) {
+        self.name.set(Some(name.into()));
     }
 }
 
@@ -83,7 +120,8 @@ pub(crate) trait TaskRun {
     fn failed_dyn(&self) -> bool;
 }
 
-/// The waker of one task: finds the task by its slab key and id.
+/// The fallback waker of one task (see `waker.rs` for the usual one): finds the task
+/// by its slab key and id.
 struct TaskWaker {
     loop_id: u64,
     key: usize,
@@ -119,16 +157,24 @@ impl Wake for TaskWaker {
 
 type BoxFuture<T> = Pin<Box<dyn StdFuture<Output = T>>>;
 
+/// Where a task is in its life: its future while running, then its outcome.
+enum Stage<T> {
+    Running(BoxFuture<T>),
+    Done(Result<T>),
+    /// The outcome was moved out by `.await` / `take_result`.
+    Taken,
+}
+
+/// Who to tell when the task is done, in registration order.
+enum Waiter {
+    Wake(Waker),
+    Callback(Box<dyn FnOnce(&TaskRef)>),
+}
+
 struct TaskCell<T> {
     header: TaskHeader,
-    future: RefCell<Option<BoxFuture<T>>>,
-    result: RefCell<Option<Result<T>>>,
-    /// Whether the outcome was looked at (else a panic is reported).
-    retrieved: Cell<bool>,
-    /// Whether a [`Task`] handle still exists.
-    handle_alive: Cell<bool>,
-    waiters: RefCell<Vec<Waker>>,
-    done_callbacks: RefCell<Vec<Box<dyn FnOnce(&TaskRef)>>>,
+    stage: RefCell<Stage<T>>,
+    waiters: RefCell<Vec<Waiter>>,
 }
 
 fn report_unretrieved(lp: Option<Rc<Inner>>, name: String, e: &Error) {
@@ -145,19 +191,26 @@ fn report_unretrieved(lp: Option<Rc<Inner>>, name: String, e: &Error) {
 }
 
 impl<T: 'static> TaskCell<T> {
+    /// Replace the stage, dropping the future (if any) outside the borrow, since its
+    /// destructors may call back into the task or the loop.
+    fn set_stage(&self, new: Stage<T>) -> Stage<T> {
+        std::mem::replace(&mut *self.stage.borrow_mut(), new)
+    }
+
     fn finish(self: &Rc<Self>, lp: &Rc<Inner>, result: Result<T>) {
         let h = &self.header;
-        h.done.set(true);
+        h.set(DONE);
         if matches!(result, Err(Error::Cancelled)) {
-            h.cancelled.set(true);
+            h.set(CANCELLED);
         }
         if let Err(e @ Error::Panic(_)) = &result {
-            if !self.handle_alive.get() && !self.retrieved.get() {
-                self.retrieved.set(true);
+            if !h.has(HANDLE_ALIVE) && !h.has(RETRIEVED) {
+                h.set(RETRIEVED);
                 report_unretrieved(Some(lp.clone()), h.name(), e);
             }
         }
-        *self.result.borrow_mut() = Some(result);
+        let old = self.set_stage(Stage::Done(result));
+        drop(old);
         let removed = {
             let mut tasks = lp.tasks.borrow_mut();
             match tasks.get(h.key) {
@@ -166,13 +219,15 @@ impl<T: 'static> TaskCell<T> {
             }
         };
         drop(removed);
-        for w in std::mem::take(&mut *self.waiters.borrow_mut()) {
-            w.wake();
-        }
-        let callbacks = std::mem::take(&mut *self.done_callbacks.borrow_mut());
-        for cb in callbacks {
-            let r = TaskRef { task: self.clone() };
-            lp.call_soon_internal(move || cb(&r));
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for w in waiters {
+            match w {
+                Waiter::Wake(w) => w.wake(),
+                Waiter::Callback(cb) => {
+                    let r = TaskRef { task: self.clone() };
+                    lp.call_soon_internal(move || cb(&r));
+                }
+            }
         }
     }
 }
@@ -184,13 +239,13 @@ impl<T: 'static> TaskRun for TaskCell<T> {
 
     fn step(self: Rc<Self>, lp: &Rc<Inner>) {
         let h = &self.header;
-        h.scheduled.set(false);
-        if h.done.get() {
+        h.clear(SCHEDULED);
+        if h.has(DONE) {
             return; // woken after completion: harmless
         }
-        if h.must_cancel.get() {
-            let fut = self.future.borrow_mut().take();
-            if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(fut))) {
+        if h.has(MUST_CANCEL) {
+            let old = self.set_stage(Stage::Taken);
+            if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(old))) {
                 lp.call_exception_handler(
                     ExceptionContext::new("Exception while dropping a cancelled task")
                         .with_exception(Error::from_panic(p)),
@@ -201,51 +256,50 @@ impl<T: 'static> TaskRun for TaskCell<T> {
         }
         let prev = lp.current_task.replace(Some(self.clone()));
         let polled = {
-            let mut slot = self.future.borrow_mut();
-            match slot.as_mut() {
-                Some(fut) => {
+            let mut stage = self.stage.borrow_mut();
+            match &mut *stage {
+                Stage::Running(fut) => {
                     let mut cx = Context::from_waker(&h.waker);
                     catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)))
                 }
-                None => Ok(Poll::Pending),
+                _ => Ok(Poll::Pending),
             }
         };
         *lp.current_task.borrow_mut() = prev;
         let outcome = match polled {
             Ok(Poll::Pending) => return,
-            Ok(Poll::Ready(v)) if !h.must_cancel.get() => Ok(v),
+            Ok(Poll::Ready(v)) if !h.has(MUST_CANCEL) => Ok(v),
             // cancel() was called during the last step: asyncio cancels the task even
             // though the coroutine returned.
             Ok(Poll::Ready(_)) => Err(Error::Cancelled),
             Err(p) => Err(Error::from_panic(p)),
         };
-        let fut = self.future.borrow_mut().take();
-        drop(fut);
+        let old = self.set_stage(Stage::Taken);
+        drop(old);
         self.finish(lp, outcome);
     }
 
     fn destroy_pending(&self, lp: &Rc<Inner>) {
-        if self.header.done.get() {
+        let h = &self.header;
+        if h.has(DONE) {
             return;
         }
-        self.header.done.set(true);
-        self.header.cancelled.set(true);
-        let fut = self.future.borrow_mut().take();
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(fut)));
-        *self.result.borrow_mut() = Some(Err(Error::Cancelled));
+        h.set(DONE | CANCELLED);
+        let old = self.set_stage(Stage::Done(Err(Error::Cancelled)));
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
         let mut ctx = ExceptionContext::new("Task was destroyed but it is pending!");
-        ctx.task = Some(self.header.name());
+        ctx.task = Some(h.name());
         lp.call_exception_handler(ctx);
-        self.waiters.borrow_mut().clear();
-        self.done_callbacks.borrow_mut().clear();
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        drop(waiters);
     }
 
     fn cancel_dyn(self: Rc<Self>) -> bool {
         let h = &self.header;
-        if h.done.get() {
+        if h.has(DONE) {
             return false;
         }
-        h.must_cancel.set(true);
+        h.set(MUST_CANCEL);
         if let Some(lp) = h.lp.upgrade() {
             lp.schedule_task(self.clone());
         }
@@ -253,29 +307,32 @@ impl<T: 'static> TaskRun for TaskCell<T> {
     }
 
     fn add_done_dyn(self: Rc<Self>, f: Box<dyn FnOnce(&TaskRef)>) {
-        if self.header.done.get() {
+        if self.header.has(DONE) {
             if let Some(lp) = self.header.lp.upgrade() {
                 let r = TaskRef { task: self.clone() };
                 lp.call_soon_internal(move || f(&r));
             }
         } else {
-            self.done_callbacks.borrow_mut().push(f);
+            self.waiters.borrow_mut().push(Waiter::Callback(f));
         }
     }
 
     fn poll_done_dyn(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.header.done.get() {
+        if self.header.has(DONE) {
             return Poll::Ready(());
         }
-        let mut w = self.waiters.borrow_mut();
-        if !w.iter().any(|x| x.will_wake(cx.waker())) {
-            w.push(cx.waker().clone());
+        let mut waiters = self.waiters.borrow_mut();
+        let known = waiters
+            .iter()
+            .any(|w| matches!(w, Waiter::Wake(w) if w.will_wake(cx.waker())));
+        if !known {
+            waiters.push(Waiter::Wake(cx.waker().clone()));
         }
         Poll::Pending
     }
 
     fn failed_dyn(&self) -> bool {
-        matches!(&*self.result.borrow(), Some(Err(e)) if !e.is_cancelled())
+        matches!(&*self.stage.borrow(), Stage::Done(Err(e)) if !e.is_cancelled())
     }
 }
 
@@ -319,30 +376,28 @@ impl EventLoop {
         let mut tasks = inner.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let key = entry.key();
-        let waker = Waker::from(Arc::new(TaskWaker {
-            loop_id: inner.id,
-            key,
-            id,
-            remote: inner.remote.clone(),
-        }));
+        let waker = inner
+            .waker_slot
+            .and_then(|slot| crate::waker::packed_waker(slot, key, id))
+            .unwrap_or_else(|| {
+                Waker::from(Arc::new(TaskWaker {
+                    loop_id: inner.id,
+                    key,
+                    id,
+                    remote: inner.remote.clone(),
+                }))
+            });
         let cell = Rc::new(TaskCell {
             header: TaskHeader {
                 id,
                 key,
-                scheduled: Cell::new(true),
-                must_cancel: Cell::new(false),
-                done: Cell::new(false),
-                cancelled: Cell::new(false),
-                name: RefCell::new(None),
+                flags: Cell::new(SCHEDULED | HANDLE_ALIVE),
+                name: Cell::new(None),
                 waker,
                 lp: Rc::downgrade(inner),
             },
-            future: RefCell::new(Some(Box::pin(fut))),
-            result: RefCell::new(None),
-            retrieved: Cell::new(false),
-            handle_alive: Cell::new(true),
+            stage: RefCell::new(Stage::Running(Box::pin(fut))),
             waiters: RefCell::new(Vec::new()),
-            done_callbacks: RefCell::new(Vec::new()),
         });
         entry.insert(cell.clone());
         drop(tasks);
@@ -393,20 +448,13 @@ impl<T: 'static> Task<T> {
             header: TaskHeader {
                 id: 0,
                 key: usize::MAX,
-                scheduled: Cell::new(false),
-                must_cancel: Cell::new(false),
-                done: Cell::new(true),
-                cancelled: Cell::new(false),
-                name: RefCell::new(Some("Task-failed".into())),
+                flags: Cell::new(DONE | HANDLE_ALIVE),
+                name: Cell::new(Some("Task-failed".into())),
                 waker: Waker::noop().clone(),
                 lp: lp.map(|l| Rc::downgrade(&l.inner)).unwrap_or_default(),
             },
-            future: RefCell::new(None),
-            result: RefCell::new(Some(Err(err))),
-            retrieved: Cell::new(false),
-            handle_alive: Cell::new(true),
+            stage: RefCell::new(Stage::Done(Err(err))),
             waiters: RefCell::new(Vec::new()),
-            done_callbacks: RefCell::new(Vec::new()),
         });
         Task { cell }
     }
@@ -421,12 +469,12 @@ impl<T: 'static> Task<T> {
 
     /// Whether the task ended by cancellation.
     pub fn cancelled(&self) -> bool {
-        self.cell.header.cancelled.get()
+        self.cell.header.has(CANCELLED)
     }
 
     /// Whether the task is done (completed, panicked or cancelled).
     pub fn done(&self) -> bool {
-        self.cell.header.done.get()
+        self.cell.header.has(DONE)
     }
 
     /// The task's name: `Task-N` unless set (asyncio's `get_name()`).
@@ -436,7 +484,7 @@ impl<T: 'static> Task<T> {
 
     /// Rename the task (asyncio's `set_name()`).
     pub fn set_name(&self, name: impl Into<String>) {
-        *self.cell.header.name.borrow_mut() = Some(name.into());
+        self.cell.header.set_name(name.into());
     }
 
     /// A type-erased handle to this task.
@@ -456,10 +504,10 @@ impl<T: 'static> Task<T> {
         if !self.done() {
             return Err(Error::invalid_state("Result is not set."));
         }
-        self.cell.retrieved.set(true);
-        match &*self.cell.result.borrow() {
-            Some(r) => r.clone(),
-            None => Err(Error::invalid_state("the task's result was already taken")),
+        self.cell.header.set(RETRIEVED);
+        match &*self.cell.stage.borrow() {
+            Stage::Done(r) => r.clone(),
+            _ => Err(Error::invalid_state("the task's result was already taken")),
         }
     }
 
@@ -469,12 +517,11 @@ impl<T: 'static> Task<T> {
         if !self.done() {
             return Err(Error::invalid_state("Result is not set."));
         }
-        self.cell.retrieved.set(true);
-        self.cell
-            .result
-            .borrow_mut()
-            .take()
-            .unwrap_or_else(|| Err(Error::invalid_state("the task's result was already taken")))
+        self.cell.header.set(RETRIEVED);
+        match self.cell.set_stage(Stage::Taken) {
+            Stage::Done(r) => r,
+            _ => Err(Error::invalid_state("the task's result was already taken")),
+        }
     }
 
     /// The task's error (asyncio's `exception()`): `Ok(None)` if it completed,
@@ -484,10 +531,10 @@ impl<T: 'static> Task<T> {
         if !self.done() {
             return Err(Error::invalid_state("Exception is not set."));
         }
-        self.cell.retrieved.set(true);
-        match &*self.cell.result.borrow() {
-            Some(Err(Error::Cancelled)) => Err(Error::Cancelled),
-            Some(Err(e)) => Ok(Some(e.clone())),
+        self.cell.header.set(RETRIEVED);
+        match &*self.cell.stage.borrow() {
+            Stage::Done(Err(Error::Cancelled)) => Err(Error::Cancelled),
+            Stage::Done(Err(e)) => Ok(Some(e.clone())),
             _ => Ok(None),
         }
     }
@@ -514,11 +561,11 @@ impl<T: 'static> StdFuture for Task<T> {
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        let cell = &self.cell;
-        cell.handle_alive.set(false);
-        if cell.header.done.get() && !cell.retrieved.get() {
-            if let Some(Err(e @ Error::Panic(_))) = &*cell.result.borrow() {
-                report_unretrieved(cell.header.lp.upgrade(), cell.header.name(), e);
+        let h = &self.cell.header;
+        h.clear(HANDLE_ALIVE);
+        if h.has(DONE) && !h.has(RETRIEVED) {
+            if let Stage::Done(Err(e @ Error::Panic(_))) = &*self.cell.stage.borrow() {
+                report_unretrieved(h.lp.upgrade(), h.name(), e);
             }
         }
     }
@@ -531,9 +578,9 @@ impl<T> fmt::Debug for Task<T> {
 }
 
 fn describe(h: &TaskHeader, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let state = if h.cancelled.get() {
+    let state = if h.has(CANCELLED) {
         "cancelled"
-    } else if h.done.get() {
+    } else if h.has(DONE) {
         "finished"
     } else {
         "pending"
@@ -553,17 +600,17 @@ impl TaskRef {
 
     /// Rename the task.
     pub fn set_name(&self, name: impl Into<String>) {
-        *self.task.header().name.borrow_mut() = Some(name.into());
+        self.task.header().set_name(name.into());
     }
 
     /// Whether the task is done.
     pub fn done(&self) -> bool {
-        self.task.header().done.get()
+        self.task.header().has(DONE)
     }
 
     /// Whether the task ended by cancellation.
     pub fn cancelled(&self) -> bool {
-        self.task.header().cancelled.get()
+        self.task.header().has(CANCELLED)
     }
 
     /// Whether the task ended with an error (a panic), not counting cancellation.
