@@ -37,7 +37,8 @@
 //! | [`executor`] | `concurrent/futures/thread.py` | `run_in_executor`, `getaddrinfo` |
 //! | [`clock`] | `test_asyncio/utils.py` (`TestLoop`) | [`TestClock`], a virtual clock for tests |
 //! | [`futures`] | `futures.py` | [`Future`] |
-//! | [`tasks`] | `tasks.py` | [`Task`], [`create_task`], [`sleep`], [`current_task`] |
+//! | [`tasks`] | `tasks.py` | [`Task`], [`create_task`], [`sleep`], [`current_task`], [`gather`], [`shield`], [`wait`], [`as_completed`] |
+//! | [`taskgroups`] | `taskgroups.py` | [`TaskGroup`] |
 //! | [`timeouts`] | `timeouts.py` | [`wait_for`], [`timeout`] |
 //! | [`runners`] | `runners.py` | [`run`] |
 //! | [`exceptions`] | `exceptions.py` | [`Error`], one variant per asyncio exception |
@@ -58,6 +59,13 @@
 //! | `asyncio.create_task` outside a loop raises | returns a task already failed with `"no running event loop"` | no panic, and awaiting reports it |
 //! | a coroutine's exception | a panic in a task becomes [`Error::Panic`] | panics are Rust's uncaught exceptions |
 //! | `ExceptionGroup` | [`Error::Group`] | |
+//! | cancelling the awaiter of a task cancels that task | dropping a `.await` on a [`Task`] never cancels it; cancel explicitly, or let a [`gather`] / [`TaskGroup`] do it | a task is owned by the loop, not by its awaiter |
+//! | `gather(*aws, return_exceptions=True)` | [`gather_all`] (and [`gather`] without) | two output types, no flag |
+//! | gather / shield silently mark later child exceptions retrieved | a panic nobody awaits is reported as `"Task exception was never retrieved"` | panics should not vanish |
+//! | `wait()` on an empty set raises `ValueError`; returns two sets | returns `(vec![], vec![])`; two `Vec`s in argument order | no error for a harmless case; tasks are not hashable |
+//! | `as_completed()` yields awaitables | [`AsCompleted::next`] yields the outcomes | one `.await` instead of two |
+//! | `async with TaskGroup() as tg:` | [`TaskGroup::wait`]`(tg).await`; dropping an unwaited group cancels its children | no async destructors |
+//! | a failing TaskGroup child cancels the parent task | the parent learns of it from `wait` (or a refused `create_task`) | a running future cannot be interrupted |
 //! | `PYTHONASYNCIODEBUG` | `ASYNCIO_DEBUG` | |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
@@ -103,6 +111,11 @@ pub use tasks::{all_tasks, create_task, current_task, sleep, yield_now, Sleep, T
 pub use timeouts::{timeout, timeout_at, wait_for, Timeout};
 
 // Layer 2 helpers (gather, shield, wait, as_completed, TaskGroup): re-exports below.
+pub use taskgroups::{TaskGroup, TaskGroupHandle};
+pub use tasks::{
+    as_completed, gather, gather_all, shield, wait, AsCompleted, Gather, GatherAll, ReturnWhen,
+    Shield, Wait,
+};
 
 // Layer 3 (transports, protocols, servers): re-exports below.
 pub use protocols::{BaseProtocol, BufferedProtocol, Protocol};

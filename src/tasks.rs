@@ -27,8 +27,9 @@ mod gather;
 mod sleep;
 mod wait;
 
+pub use gather::{gather, gather_all, shield, Gather, GatherAll, Shield};
 pub use sleep::{sleep, sleep_until, yield_now, Sleep};
-// task helpers: gather / shield / wait / as_completed re-exports go here
+pub use wait::{as_completed, wait, AsCompleted, ReturnWhen, Wait};
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -160,6 +161,8 @@ type BoxFuture<T> = Pin<Box<dyn StdFuture<Output = T>>>;
 /// Where a task is in its life: its future while running, then its outcome.
 enum Stage<T> {
     Running(BoxFuture<T>),
+    /// A future whose `Err` is the task's error (task-group children).
+    RunningTry(BoxFuture<Result<T>>),
     Done(Result<T>),
     /// The outcome was moved out by `.await` / `take_result`.
     Taken,
@@ -260,6 +263,10 @@ impl<T: 'static> TaskRun for TaskCell<T> {
             match &mut *stage {
                 Stage::Running(fut) => {
                     let mut cx = Context::from_waker(&h.waker);
+                    catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx).map(Ok)))
+                }
+                Stage::RunningTry(fut) => {
+                    let mut cx = Context::from_waker(&h.waker);
                     catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)))
                 }
                 _ => Ok(Poll::Pending),
@@ -268,7 +275,7 @@ impl<T: 'static> TaskRun for TaskCell<T> {
         *lp.current_task.borrow_mut() = prev;
         let outcome = match polled {
             Ok(Poll::Pending) => return,
-            Ok(Poll::Ready(v)) if !h.has(MUST_CANCEL) => Ok(v),
+            Ok(Poll::Ready(v)) if !h.has(MUST_CANCEL) => v,
             // cancel() was called during the last step: asyncio cancels the task even
             // though the coroutine returned.
             Ok(Poll::Ready(_)) => Err(Error::Cancelled),
@@ -367,10 +374,27 @@ impl EventLoop {
     where
         F: StdFuture + 'static,
     {
-        let inner = &self.inner;
-        if inner.is_closed() {
+        if self.inner.is_closed() {
             return Task::failed(Some(self), Error::runtime("Event loop is closed"));
         }
+        self.spawn_stage(Stage::Running(Box::pin(fut)))
+    }
+
+    /// [`EventLoop::create_task`] for a future whose `Err` becomes the task's error
+    /// (awaiting the task gives it back as is): task-group children are `Task<T>`s.
+    pub(crate) fn create_task_try<F, T>(&self, fut: F) -> Task<T>
+    where
+        F: StdFuture<Output = Result<T>> + 'static,
+        T: 'static,
+    {
+        if self.inner.is_closed() {
+            return Task::failed(Some(self), Error::runtime("Event loop is closed"));
+        }
+        self.spawn_stage(Stage::RunningTry(Box::pin(fut)))
+    }
+
+    fn spawn_stage<T: 'static>(&self, stage: Stage<T>) -> Task<T> {
+        let inner = &self.inner;
         let id = inner.task_counter.get() + 1;
         inner.task_counter.set(id);
         let mut tasks = inner.tasks.borrow_mut();
@@ -396,7 +420,7 @@ impl EventLoop {
                 waker,
                 lp: Rc::downgrade(inner),
             },
-            stage: RefCell::new(Stage::Running(Box::pin(fut))),
+            stage: RefCell::new(stage),
             waiters: RefCell::new(Vec::new()),
         });
         entry.insert(cell.clone());
@@ -485,6 +509,12 @@ impl<T: 'static> Task<T> {
     /// Rename the task (asyncio's `set_name()`).
     pub fn set_name(&self, name: impl Into<String>) {
         self.cell.header.set_name(name.into());
+    }
+
+    /// Count the outcome as looked at, so a panic is never reported as "never
+    /// retrieved" (for owners that collect errors themselves, like a task group).
+    pub(crate) fn mark_retrieved(&self) {
+        self.cell.header.set(RETRIEVED);
     }
 
     /// A type-erased handle to this task.
