@@ -119,6 +119,8 @@ pub use tasks::{
 
 // Layer 3 (transports, protocols, servers): re-exports below.
 pub use protocols::{BaseProtocol, BufferedProtocol, Protocol};
+pub use selector_events::AsyncSocket;
+pub use server::{AcceptedSocket, AnyProtocol, ConnectOptions, Server, ServerOptions};
 pub use transports::{Address, BaseTransport, ExtraInfo, ReadTransport, Transport, WriteTransport};
 
 // Layer 4 (streams): re-exports below.

@@ -23,7 +23,9 @@
 //! short read, so they never need re-arming.
 
 mod sock;
-mod transport;
+pub(crate) mod transport;
+
+pub use sock::AsyncSocket;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

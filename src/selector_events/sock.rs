@@ -1,1 +1,241 @@
-//! Low-level socket coroutines (`sock_recv`, `sock_sendall`, ...). Under construction.
+//! Low-level socket coroutines (asyncio's `loop.sock_recv()`, `sock_sendall()`,
+//! `sock_connect()`, `sock_accept()`, ...).
+//!
+//! asyncio passes a plain non-blocking socket to each call and registers a reader or
+//! writer callback for the duration of the call. Here a socket is wrapped once in an
+//! [`AsyncSocket`], which registers it with the loop for its whole life (one
+//! `epoll_ctl` instead of two per call) and remembers readiness. Every operation tries
+//! the syscall first and waits only on `WouldBlock`, as asyncio does.
+//!
+//! | asyncio | here |
+//! |---|---|
+//! | `await loop.sock_recv(sock, n)` | `lp.sock_recv(&sock, n).await` or `sock.recv(n).await` |
+//! | `await loop.sock_recv_into(sock, buf)` | `sock.recv_into(&mut buf).await` |
+//! | `await loop.sock_sendall(sock, data)` | `sock.sendall(data).await` |
+//! | `await loop.sock_connect(sock, addr)` | `AsyncSocket::connect(&lp, addr).await` |
+//! | `await loop.sock_accept(sock)` | `listener.accept().await` |
+//!
+//! Cancellation: dropping an operation's future leaves the socket registered and
+//! unchanged (nothing was consumed: a `recv` that did not complete read nothing; a
+//! `sendall` that is dropped may have sent a prefix, as in asyncio). Dropping the
+//! [`AsyncSocket`] deregisters it from the loop and closes the socket.
+//!
+//! One task at a time may wait to read and one to write on a socket (asyncio's
+//! `add_reader` replaces the previous reader in the same way).
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::task::Poll;
+
+use mio::event::Source;
+use mio::Interest;
+
+use super::{IoWaiter, READABLE, WRITABLE};
+use crate::base_events::EventLoop;
+use crate::exceptions::{Error, Result};
+
+/// A non-blocking socket registered with a loop (the socket argument of asyncio's
+/// `sock_*` methods). `S` is a mio socket: `TcpStream`, `TcpListener`, `UnixStream`,
+/// `UnixListener`.
+pub struct AsyncSocket<S: Source + AsRawFd> {
+    sock: Option<S>,
+    waiter: Rc<IoWaiter>,
+    token: usize,
+    lp: EventLoop,
+}
+
+impl<S: Source + AsRawFd> AsyncSocket<S> {
+    /// Register `sock` (which must be non-blocking, as every mio socket is) with `lp`
+    /// for reading and writing. Errors if the fd is already watched by the loop (a
+    /// transport or `add_reader`) or the loop is closed.
+    pub fn new(lp: &EventLoop, mut sock: S) -> Result<AsyncSocket<S>> {
+        let fd = sock.as_raw_fd();
+        let waiter = IoWaiter::new(format!("socket fd={fd}"));
+        let token = lp.inner.register_handler(
+            &mut sock,
+            Some(fd),
+            Interest::READABLE | Interest::WRITABLE,
+            waiter.clone(),
+        )?;
+        Ok(AsyncSocket {
+            sock: Some(sock),
+            waiter,
+            token,
+            lp: lp.clone(),
+        })
+    }
+
+    /// The socket.
+    pub fn get_ref(&self) -> &S {
+        self.sock
+            .as_ref()
+            .expect("present until into_inner or drop")
+    }
+
+    /// Deregister from the loop and give the socket back.
+    pub fn into_inner(mut self) -> S {
+        let mut s = self.sock.take().expect("present until into_inner or drop");
+        let h = self.lp.inner.deregister_handler(&mut s, self.token);
+        drop(h);
+        s
+    }
+
+    /// Run `op` until it stops returning `WouldBlock`, waiting for `mask` readiness in
+    /// between (tokio's `async_io`, asyncio's "try, then add_reader").
+    async fn io<T>(&self, mask: u8, mut op: impl FnMut(&S) -> io::Result<T>) -> Result<T> {
+        poll_fn(|cx| loop {
+            if self.waiter.poll_ready(cx, mask).is_pending() {
+                return Poll::Pending;
+            }
+            match op(self.get_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.waiter.clear(mask),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return Poll::Ready(r.map_err(Error::from)),
+            }
+        })
+        .await
+    }
+}
+
+impl<S: Source + AsRawFd> AsyncSocket<S>
+where
+    for<'a> &'a S: Read + Write,
+{
+    /// Receive up to `n` bytes (asyncio's `sock_recv`); an empty vector means EOF.
+    /// Cancel-safe: a dropped call consumed nothing.
+    pub async fn recv(&self, n: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0; n];
+        let got = self.recv_into(&mut buf).await?;
+        buf.truncate(got);
+        Ok(buf)
+    }
+
+    /// Receive into `buf` (asyncio's `sock_recv_into`); 0 means EOF (or an empty
+    /// `buf`). Cancel-safe.
+    pub async fn recv_into(&self, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.io(READABLE, |mut s| s.read(buf)).await
+    }
+
+    /// Send all of `data` (asyncio's `sock_sendall`). Not cancel-safe: if dropped, a
+    /// prefix may have been sent.
+    pub async fn sendall(&self, data: &[u8]) -> Result<()> {
+        let mut sent = 0;
+        while sent < data.len() {
+            let n = self.io(WRITABLE, |mut s| s.write(&data[sent..])).await?;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+            }
+            sent += n;
+        }
+        Ok(())
+    }
+}
+
+impl AsyncSocket<mio::net::TcpStream> {
+    /// Connect to `addr` (asyncio's `sock_connect`): a non-blocking `connect`, then
+    /// wait until the socket is writable and check its error. Dropping the future
+    /// closes the half-open socket.
+    pub async fn connect(lp: &EventLoop, addr: SocketAddr) -> Result<Self> {
+        let s = AsyncSocket::new(lp, mio::net::TcpStream::connect(addr)?)?;
+        loop {
+            poll_fn(|cx| s.waiter.poll_ready(cx, WRITABLE)).await;
+            if let Some(e) = s.get_ref().take_error()? {
+                return Err(e.into());
+            }
+            match s.get_ref().peer_addr() {
+                Ok(_) => return Ok(s),
+                // Still connecting: a spurious wake-up.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => s.waiter.clear(WRITABLE),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl AsyncSocket<mio::net::TcpListener> {
+    /// Accept a connection (asyncio's `sock_accept`). Cancel-safe.
+    pub async fn accept(&self) -> Result<(mio::net::TcpStream, SocketAddr)> {
+        self.io(READABLE, |s| s.accept()).await
+    }
+}
+
+impl AsyncSocket<mio::net::UnixListener> {
+    /// Accept a connection on a Unix socket (asyncio's `sock_accept`). Cancel-safe.
+    pub async fn accept(&self) -> Result<(mio::net::UnixStream, std::os::unix::net::SocketAddr)> {
+        self.io(READABLE, |s| s.accept()).await
+    }
+}
+
+impl<S: Source + AsRawFd> AsRawFd for AsyncSocket<S> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.get_ref().as_raw_fd()
+    }
+}
+
+impl<S: Source + AsRawFd> Drop for AsyncSocket<S> {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.sock.take() {
+            let h = self.lp.inner.deregister_handler(&mut s, self.token);
+            drop(h);
+        }
+    }
+}
+
+impl<S: Source + AsRawFd> fmt::Debug for AsyncSocket<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncSocket")
+            .field("fd", &self.sock.as_ref().map(|s| s.as_raw_fd()))
+            .finish()
+    }
+}
+
+impl EventLoop {
+    /// asyncio's `sock_recv(sock, n)`: see [`AsyncSocket::recv`].
+    pub async fn sock_recv<S>(&self, sock: &AsyncSocket<S>, n: usize) -> Result<Vec<u8>>
+    where
+        S: Source + AsRawFd,
+        for<'a> &'a S: Read + Write,
+    {
+        sock.recv(n).await
+    }
+
+    /// asyncio's `sock_recv_into(sock, buf)`: see [`AsyncSocket::recv_into`].
+    pub async fn sock_recv_into<S>(&self, sock: &AsyncSocket<S>, buf: &mut [u8]) -> Result<usize>
+    where
+        S: Source + AsRawFd,
+        for<'a> &'a S: Read + Write,
+    {
+        sock.recv_into(buf).await
+    }
+
+    /// asyncio's `sock_sendall(sock, data)`: see [`AsyncSocket::sendall`].
+    pub async fn sock_sendall<S>(&self, sock: &AsyncSocket<S>, data: &[u8]) -> Result<()>
+    where
+        S: Source + AsRawFd,
+        for<'a> &'a S: Read + Write,
+    {
+        sock.sendall(data).await
+    }
+
+    /// asyncio's `sock_connect(sock, addr)`, which here also makes the socket: see
+    /// [`AsyncSocket::connect`].
+    pub async fn sock_connect(&self, addr: SocketAddr) -> Result<AsyncSocket<mio::net::TcpStream>> {
+        AsyncSocket::connect(self, addr).await
+    }
+
+    /// asyncio's `sock_accept(sock)` on a TCP listener: see
+    /// [`AsyncSocket::<mio::net::TcpListener>::accept`](AsyncSocket::accept).
+    pub async fn sock_accept(
+        &self,
+        listener: &AsyncSocket<mio::net::TcpListener>,
+    ) -> Result<(mio::net::TcpStream, SocketAddr)> {
+        listener.accept().await
+    }
+}

@@ -1,1 +1,973 @@
-//! The socket transport (asyncio's `_SelectorSocketTransport`). Under construction.
+//! The socket transport (asyncio's `_SelectorSocketTransport`), one implementation for
+//! TCP and Unix stream sockets.
+//!
+//! # Life of a connection
+//!
+//! Construction follows asyncio's order: set `TCP_NODELAY` (TCP), register the socket
+//! with the loop, then three `call_soon` steps: `connection_made`, start reading
+//! (skipped if the protocol paused reading inside `connection_made`), and resolve the
+//! creation waiter. So no data arrives before `connection_made`, and
+//! `create_connection` returns after it.
+//!
+//! # Reading: edge-triggered, drained, fair
+//!
+//! mio reports readiness once per edge. On a readable event the transport reads until
+//! the socket is drained: until `WouldBlock`, or until a *short read* (fewer bytes than
+//! the buffer holds means the receive queue is empty, so the extra read that could only
+//! return `EAGAIN` is skipped; a later arrival makes a new edge). Every read goes into
+//! one 256 KiB buffer shared by all transports of the thread (asyncio's
+//! `max_size`), so an idle connection holds no read buffer at all. At most
+//! [`MAX_READS_PER_EVENT`] reads run per event; after that the transport re-queues
+//! itself behind the other ready work, so one fast peer cannot starve the rest.
+//!
+//! # Writing: try first, buffer the rest
+//!
+//! `write()` sends at once when nothing is buffered; only what the socket did not take
+//! is copied into the write buffer (a `VecDeque<u8>`: O(1) amortised consume at the
+//! front, no shifting). The socket is registered for `WRITABLE` only while the buffer
+//! is non-empty (one `epoll_ctl` when it fills and one when it drains). Keeping
+//! `WRITABLE` always registered would save those two calls per partial send, but it
+//! costs a spurious wake-up whenever the kernel frees send space: a Unix stream socket
+//! wakes its writer every time the peer reads, so an echo over Unix sockets would pay an
+//! extra event per message. Partial sends are rare (a full socket buffer), peer reads are
+//! not, so the interest follows the buffer.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::{Rc, Weak};
+
+use mio::event::Source;
+use mio::Interest;
+
+use super::{IoHandler, ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED};
+use crate::base_events::{EventLoop, Inner, Ready};
+use crate::events::ExceptionContext;
+use crate::exceptions::{Error, Result};
+use crate::futures::Future;
+use crate::server::{AnyProtocol, ServerInner};
+use crate::transports::{
+    resolve_write_buffer_limits, Address, BaseTransport, ExtraInfo, ReadTransport, Transport,
+    WriteTransport,
+};
+
+/// asyncio's `max_size`: the most one read asks for (256 KiB).
+pub(crate) const MAX_SIZE: usize = 256 * 1024;
+/// How many full reads one readiness event may do before the transport yields to the
+/// rest of the ready queue (fairness: at most 1 MiB per turn).
+pub(crate) const MAX_READS_PER_EVENT: usize = 4;
+/// asyncio's `LOG_THRESHOLD_FOR_CONNLOST_WRITES`: writes after the connection is lost
+/// are logged from this many on.
+const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
+/// A drained write buffer with more capacity than this is freed (idle connections must
+/// not keep a large buffer).
+const KEEP_WRITE_CAPACITY: usize = 16 * 1024;
+
+thread_local! {
+    /// The read buffer shared by every transport on this thread (and so of its loop).
+    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Borrow the shared read buffer. It is moved out of the thread-local while in use, so
+/// a nested read (which the transport never does, but a protocol could cause in
+/// theory) gets a fresh one instead of a `RefCell` panic.
+fn take_read_buf() -> Vec<u8> {
+    let v = READ_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    if v.len() == MAX_SIZE {
+        v
+    } else {
+        vec![0; MAX_SIZE]
+    }
+}
+
+fn put_read_buf(v: Vec<u8>) {
+    READ_BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.is_empty() {
+            *b = v;
+        }
+    });
+}
+
+/// What the transport needs of a stream socket: implemented by mio's `TcpStream` and
+/// `UnixStream`.
+pub(crate) trait StreamSocket: Source + AsRawFd + 'static {
+    /// `"tcp"` or `"unix"`, for descriptions.
+    const KIND: &'static str;
+    /// One-time setup: `TCP_NODELAY` for TCP (asyncio's `_set_nodelay`).
+    fn prepare(&self) -> io::Result<()>;
+    /// `recv` into `buf`.
+    fn recv_into(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// `send` of `buf`.
+    fn send(&self, buf: &[u8]) -> io::Result<usize>;
+    /// `sendmsg` of several buffers.
+    fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// `shutdown(SHUT_WR)`.
+    fn shutdown_write(&self) -> io::Result<()>;
+    /// The peer's address (`getpeername`).
+    fn peer(&self) -> Option<Address>;
+    /// Our address (`getsockname`).
+    fn local(&self) -> Option<Address>;
+}
+
+impl StreamSocket for mio::net::TcpStream {
+    const KIND: &'static str = "tcp";
+    fn prepare(&self) -> io::Result<()> {
+        self.set_nodelay(true)
+    }
+    fn recv_into(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+    fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+    fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+    fn peer(&self) -> Option<Address> {
+        self.peer_addr().ok().map(Address::Inet)
+    }
+    fn local(&self) -> Option<Address> {
+        self.local_addr().ok().map(Address::Inet)
+    }
+}
+
+pub(crate) fn unix_address(a: &std::os::unix::net::SocketAddr) -> Address {
+    Address::Unix(a.as_pathname().map(|p| p.to_path_buf()))
+}
+
+impl StreamSocket for mio::net::UnixStream {
+    const KIND: &'static str = "unix";
+    fn prepare(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn recv_into(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+    fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+    fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+    fn peer(&self) -> Option<Address> {
+        self.peer_addr().ok().map(|a| unix_address(&a))
+    }
+    fn local(&self) -> Option<Address> {
+        self.local_addr().ok().map(|a| unix_address(&a))
+    }
+}
+
+/// Boolean state of a transport, packed (asyncio's `_closing`, `_eof`, `_paused`, ...).
+#[derive(Clone, Copy, Default)]
+struct Flags(u16);
+
+impl Flags {
+    /// `close()`/`abort()` or a fatal error happened (asyncio's `_closing`).
+    const CLOSING: u16 = 1;
+    /// `write_eof()` was called (asyncio's `_eof`).
+    const EOF: u16 = 2;
+    /// `pause_reading()` is in effect (asyncio's `_paused`).
+    const PAUSED: u16 = 4;
+    /// `pause_writing()` was called on the protocol (asyncio's `_protocol_paused`).
+    const PROTOCOL_PAUSED: u16 = 8;
+    /// The peer's EOF was received: never read again.
+    const READ_EOF: u16 = 16;
+    /// The "start reading" step ran.
+    const READING: u16 = 32;
+    /// `connection_made` ran (asyncio's `_protocol_connected`).
+    const CONNECTED: u16 = 64;
+    /// `WRITABLE` interest is registered.
+    const WANT_WRITE: u16 = 128;
+    /// `connection_lost` was called or is running.
+    const LOST_CALLED: u16 = 256;
+    /// A fatal error ended the connection (the creation waiter then fails).
+    const FATAL: u16 = 512;
+}
+
+/// A TCP or Unix socket transport. Shared as `Rc`: the loop's registry, the protocol
+/// (through `Rc<dyn Transport>`) and the server each hold one.
+pub(crate) struct SocketTransport<S: StreamSocket> {
+    me: Weak<SocketTransport<S>>,
+    lp: Weak<Inner>,
+    sock: RefCell<Option<S>>,
+    fd: RawFd,
+    token: Cell<usize>,
+    protocol: RefCell<Option<AnyProtocol>>,
+    buffer: RefCell<VecDeque<u8>>,
+    high: Cell<usize>,
+    low: Cell<usize>,
+    flags: Cell<Flags>,
+    /// asyncio's `_conn_lost`: 0 while connected, then counts writes after the loss.
+    conn_lost: Cell<u32>,
+    peer: Option<Address>,
+    local: Option<Address>,
+    server: RefCell<Option<(Rc<ServerInner>, usize)>>,
+    waiter: RefCell<Option<(Future<()>, Option<Error>)>>,
+}
+
+impl<S: StreamSocket> SocketTransport<S> {
+    /// Make a transport for a connected socket and schedule its start (see the module
+    /// docs). `waiter` resolves after `connection_made`; `server` is the server that
+    /// accepted the socket, which tracks its clients.
+    pub(crate) fn start(
+        lp: &EventLoop,
+        sock: S,
+        protocol: AnyProtocol,
+        waiter: Option<Future<()>>,
+        server: Option<Rc<ServerInner>>,
+    ) -> Result<Rc<SocketTransport<S>>> {
+        lp.inner.check_closed()?;
+        sock.prepare()?;
+        let fd = sock.as_raw_fd();
+        let peer = sock.peer();
+        let local = sock.local();
+        let t = Rc::new_cyclic(|me| SocketTransport {
+            me: me.clone(),
+            lp: Rc::downgrade(&lp.inner),
+            sock: RefCell::new(Some(sock)),
+            fd,
+            token: Cell::new(usize::MAX),
+            protocol: RefCell::new(Some(protocol)),
+            buffer: RefCell::new(VecDeque::new()),
+            high: Cell::new(crate::transports::DEFAULT_HIGH_WATER),
+            low: Cell::new(crate::transports::DEFAULT_LOW_WATER),
+            flags: Cell::new(Flags::default()),
+            conn_lost: Cell::new(0),
+            peer,
+            local,
+            server: RefCell::new(None),
+            waiter: RefCell::new(waiter.map(|w| (w, None))),
+        });
+        {
+            let mut sock = t.sock.borrow_mut();
+            let sock = sock.as_mut().expect("just set");
+            let token = lp
+                .inner
+                .register_handler(sock, Some(fd), Interest::READABLE, t.clone())?;
+            t.token.set(token);
+        }
+        if let Some(server) = server {
+            let me: Weak<dyn Transport> = t.me.clone();
+            let key = server.attach(me);
+            *t.server.borrow_mut() = Some((server, key));
+        }
+        let t1 = t.clone();
+        lp.inner
+            .call_soon_internal(move || t1.connection_made_step());
+        let t2 = t.clone();
+        lp.inner.call_soon_internal(move || t2.start_reading_step());
+        let t3 = t.clone();
+        lp.inner
+            .call_soon_internal(move || t3.resolve_waiter_step());
+        Ok(t)
+    }
+
+    fn has(&self, f: u16) -> bool {
+        self.flags.get().0 & f != 0
+    }
+
+    fn set(&self, f: u16, on: bool) {
+        let mut fl = self.flags.get();
+        if on {
+            fl.0 |= f;
+        } else {
+            fl.0 &= !f;
+        }
+        self.flags.set(fl);
+    }
+
+    fn rc(&self) -> Option<Rc<SocketTransport<S>>> {
+        self.me.upgrade()
+    }
+
+    fn debug(&self) -> bool {
+        self.lp.upgrade().map(|l| l.is_debug()).unwrap_or(false)
+    }
+
+    fn describe_protocol(&self) -> String {
+        match &*self.protocol.borrow() {
+            Some(AnyProtocol::Stream(p)) => format!("<Protocol at {:p}>", Rc::as_ptr(p)),
+            Some(AnyProtocol::Buffered(p)) => {
+                format!("<BufferedProtocol at {:p}>", Rc::as_ptr(p))
+            }
+            None => "<no protocol>".to_string(),
+        }
+    }
+
+    fn state_str(&self) -> &'static str {
+        if self.conn_lost.get() > 0 || self.sock.borrow().is_none() {
+            "closed"
+        } else if self.has(Flags::CLOSING) {
+            "closing"
+        } else {
+            "open"
+        }
+    }
+
+    /// Run a protocol callback; a panic is a fatal error for this connection. Returns
+    /// `None` if there is no protocol or the callback panicked.
+    fn call_protocol<R>(&self, what: &'static str, f: impl FnOnce(&AnyProtocol) -> R) -> Option<R> {
+        let p = self.protocol.borrow().clone()?;
+        match catch_unwind(AssertUnwindSafe(|| f(&p))) {
+            Ok(r) => Some(r),
+            Err(payload) => {
+                self.fatal_error(Error::from_panic(payload), what);
+                None
+            }
+        }
+    }
+
+    // ----- the three start steps --------------------------------------------------
+
+    fn connection_made_step(self: Rc<Self>) {
+        if self.protocol.borrow().is_none() {
+            return;
+        }
+        self.set(Flags::CONNECTED, true);
+        let me: Rc<dyn Transport> = self.clone();
+        self.call_protocol(
+            "Fatal error: protocol.connection_made() call failed.",
+            |p| match p {
+                AnyProtocol::Stream(p) => p.connection_made(me),
+                AnyProtocol::Buffered(p) => p.connection_made(me),
+            },
+        );
+    }
+
+    fn start_reading_step(self: Rc<Self>) {
+        if self.has(Flags::PAUSED) || self.has(Flags::CLOSING) || self.conn_lost.get() > 0 {
+            // Paused inside connection_made: resume_reading() will start it.
+            return;
+        }
+        self.set(Flags::READING, true);
+        // Data may have arrived before reading started; its edge was ignored.
+        self.read_ready();
+    }
+
+    fn resolve_waiter_step(self: Rc<Self>) {
+        let Some((w, err)) = self.waiter.borrow_mut().take() else {
+            return;
+        };
+        if !w.done() {
+            let _ = match err {
+                Some(e) => w.set_exception(e),
+                None => w.set_result(()),
+            };
+        }
+    }
+
+    // ----- reading ----------------------------------------------------------------
+
+    fn can_read(&self) -> bool {
+        self.conn_lost.get() == 0
+            && self.has(Flags::READING)
+            && !self.has(Flags::PAUSED)
+            && !self.has(Flags::CLOSING)
+            && !self.has(Flags::READ_EOF)
+    }
+
+    /// Queue a read step behind the other ready work (fairness, or `resume_reading`).
+    fn queue_read(&self) {
+        if let Some(lp) = self.lp.upgrade() {
+            if !lp.is_closed() {
+                lp.push_ready(Ready::Io(self.token.get(), READABLE));
+            }
+        }
+    }
+
+    fn read_ready(&self) {
+        if !self.can_read() {
+            return;
+        }
+        let proto = match self.protocol.borrow().clone() {
+            Some(p) => p,
+            None => return,
+        };
+        match proto {
+            AnyProtocol::Stream(p) => self.read_data_received(&*p),
+            AnyProtocol::Buffered(p) => self.read_buffer_updated(&*p),
+        }
+    }
+
+    /// One `recv` on the socket, retrying `EINTR`. `None`: socket gone.
+    fn recv(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        let sock = self.sock.borrow();
+        let sock = sock.as_ref()?;
+        loop {
+            match sock.recv_into(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return Some(r),
+            }
+        }
+    }
+
+    fn read_data_received(&self, p: &dyn crate::protocols::Protocol) {
+        let mut buf = take_read_buf();
+        for i in 0..MAX_READS_PER_EVENT {
+            let n = match self.recv(&mut buf) {
+                None => break,
+                Some(Ok(0)) => {
+                    put_read_buf(buf);
+                    self.read_eof();
+                    return;
+                }
+                Some(Ok(n)) => n,
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Some(Err(e)) => {
+                    put_read_buf(buf);
+                    self.fatal_error(e.into(), "Fatal read error on socket transport");
+                    return;
+                }
+            };
+            let data = &buf[..n];
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| p.data_received(data))) {
+                put_read_buf(buf);
+                self.fatal_error(
+                    Error::from_panic(payload),
+                    "Fatal error: protocol.data_received() call failed.",
+                );
+                return;
+            }
+            if n < MAX_SIZE || !self.can_read() {
+                // A short read drained the socket; or the protocol paused or closed.
+                break;
+            }
+            if i + 1 == MAX_READS_PER_EVENT {
+                self.queue_read();
+            }
+        }
+        put_read_buf(buf);
+    }
+
+    fn read_buffer_updated(&self, p: &dyn crate::protocols::BufferedProtocol) {
+        for i in 0..MAX_READS_PER_EVENT {
+            let got = catch_unwind(AssertUnwindSafe(|| {
+                let mut buf = p.get_buffer(0);
+                if buf.is_empty() {
+                    return Err(Error::runtime("get_buffer() returned an empty buffer"));
+                }
+                let len = buf.len();
+                match self.recv(&mut buf) {
+                    None => Ok(None),
+                    Some(Ok(n)) => Ok(Some((n, len))),
+                    Some(Err(e)) => Err(Error::Io(e)),
+                }
+            }));
+            let (n, len) = match got {
+                Err(payload) => {
+                    self.fatal_error(
+                        Error::from_panic(payload),
+                        "Fatal error: protocol.get_buffer() call failed.",
+                    );
+                    return;
+                }
+                Ok(Ok(None)) => return,
+                Ok(Ok(Some((0, _)))) => {
+                    self.read_eof();
+                    return;
+                }
+                Ok(Ok(Some(r))) => r,
+                Ok(Err(Error::Io(e))) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Ok(Err(Error::Io(e))) => {
+                    self.fatal_error(e.into(), "Fatal read error on socket transport");
+                    return;
+                }
+                Ok(Err(e)) => {
+                    self.fatal_error(e, "Fatal error: protocol.get_buffer() call failed.");
+                    return;
+                }
+            };
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| p.buffer_updated(n))) {
+                self.fatal_error(
+                    Error::from_panic(payload),
+                    "Fatal error: protocol.buffer_updated() call failed.",
+                );
+                return;
+            }
+            if n < len || !self.can_read() {
+                return;
+            }
+            if i + 1 == MAX_READS_PER_EVENT {
+                self.queue_read();
+            }
+        }
+    }
+
+    /// The peer closed its write side (asyncio's `_read_ready__on_eof`).
+    fn read_eof(&self) {
+        if self.debug() {
+            log::debug!(target: "asyncio", "{self:?} received EOF");
+        }
+        self.set(Flags::READ_EOF, true);
+        let keep_open = self.call_protocol(
+            "Fatal error: protocol.eof_received() call failed.",
+            |p| match p {
+                AnyProtocol::Stream(p) => p.eof_received(),
+                AnyProtocol::Buffered(p) => p.eof_received(),
+            },
+        );
+        match keep_open {
+            // Half-open: writing goes on, reading is over.
+            Some(true) => {}
+            Some(false) => self.close(),
+            None => {} // fatal error already handled
+        }
+    }
+
+    // ----- writing ----------------------------------------------------------------
+
+    /// Send from `bufs` now (nothing is buffered). Returns how many bytes went out, or
+    /// `None` after a fatal error.
+    fn send_now(&self, bufs: &[&[u8]]) -> Option<usize> {
+        let r = {
+            let sock = self.sock.borrow();
+            let sock = sock.as_ref()?;
+            loop {
+                let r = if bufs.len() == 1 {
+                    sock.send(bufs[0])
+                } else {
+                    let slices: Vec<IoSlice<'_>> = bufs
+                        .iter()
+                        .filter(|b| !b.is_empty())
+                        .take(1024)
+                        .map(|b| IoSlice::new(b))
+                        .collect();
+                    sock.send_vectored(&slices)
+                };
+                match r {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => break r,
+                }
+            }
+        };
+        match r {
+            Ok(n) => Some(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(0),
+            Err(e) => {
+                self.fatal_error(e.into(), "Fatal write error on socket transport");
+                None
+            }
+        }
+    }
+
+    fn write_bufs(&self, bufs: &[&[u8]]) -> Result<()> {
+        if self.has(Flags::EOF) {
+            return Err(Error::runtime("Cannot call write() after write_eof()"));
+        }
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total == 0 {
+            return Ok(());
+        }
+        if self.conn_lost.get() > 0 || self.lp.upgrade().map_or(true, |l| l.is_closed()) {
+            let n = self.conn_lost.get();
+            if n >= LOG_THRESHOLD_FOR_CONNLOST_WRITES {
+                log::warn!(target: "asyncio", "socket.send() raised exception.");
+            }
+            self.conn_lost.set(n.saturating_add(1).max(1));
+            return Ok(());
+        }
+        let mut skip = 0;
+        if self.buffer.borrow().is_empty() {
+            match self.send_now(bufs) {
+                None => return Ok(()),
+                Some(n) if n == total => return Ok(()),
+                Some(n) => skip = n,
+            }
+            self.want_write(true);
+        }
+        {
+            let mut buffer = self.buffer.borrow_mut();
+            buffer.reserve(total - skip);
+            for b in bufs {
+                if skip >= b.len() {
+                    skip -= b.len();
+                    continue;
+                }
+                buffer.extend(&b[skip..]);
+                skip = 0;
+            }
+        }
+        self.maybe_pause_protocol();
+        Ok(())
+    }
+
+    /// Register or drop `WRITABLE` interest (see the module docs for why it follows the
+    /// buffer). Re-registering also re-arms the edge: if the socket is writable now,
+    /// the next poll reports it.
+    fn want_write(&self, on: bool) {
+        if self.has(Flags::WANT_WRITE) == on {
+            return;
+        }
+        let Some(lp) = self.lp.upgrade() else { return };
+        let interest = if on {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        let r = {
+            let mut sock = self.sock.borrow_mut();
+            match sock.as_mut() {
+                Some(s) => lp.reregister_handler(s, self.token.get(), interest),
+                None => return,
+            }
+        };
+        match r {
+            Ok(()) => self.set(Flags::WANT_WRITE, on),
+            Err(e) => self.fatal_error(e, "Fatal error: cannot watch the socket for writing"),
+        }
+    }
+
+    /// The socket is writable and data is buffered (asyncio's `_write_ready`).
+    fn write_ready(&self) {
+        if self.conn_lost.get() > 0 {
+            return;
+        }
+        loop {
+            let r = {
+                let buffer = self.buffer.borrow();
+                if buffer.is_empty() {
+                    break;
+                }
+                let sock = self.sock.borrow();
+                let Some(sock) = sock.as_ref() else { return };
+                let (a, b) = buffer.as_slices();
+                if b.is_empty() {
+                    sock.send(a)
+                } else {
+                    sock.send_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+                }
+            };
+            match r {
+                Ok(n) => {
+                    self.buffer.borrow_mut().drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.want_write(false);
+                    self.buffer.borrow_mut().clear();
+                    self.fatal_error(e.into(), "Fatal write error on socket transport");
+                    return;
+                }
+            }
+        }
+        self.maybe_resume_protocol();
+        if !self.buffer.borrow().is_empty() || self.conn_lost.get() > 0 {
+            return;
+        }
+        self.want_write(false);
+        {
+            let mut buffer = self.buffer.borrow_mut();
+            if buffer.capacity() > KEEP_WRITE_CAPACITY {
+                *buffer = VecDeque::new();
+            }
+        }
+        if self.has(Flags::CLOSING) {
+            self.conn_lost.set(self.conn_lost.get() + 1);
+            self.call_connection_lost(None);
+        } else if self.has(Flags::EOF) {
+            self.shutdown_write();
+        }
+    }
+
+    fn shutdown_write(&self) {
+        let r = match self.sock.borrow().as_ref() {
+            Some(s) => s.shutdown_write(),
+            None => return,
+        };
+        if let Err(e) = r {
+            if e.kind() != io::ErrorKind::NotConnected {
+                self.fatal_error(e.into(), "Fatal error: shutdown(SHUT_WR) failed");
+            }
+        }
+    }
+
+    fn maybe_pause_protocol(&self) {
+        let size = self.buffer.borrow().len();
+        if size <= self.high.get() || self.has(Flags::PROTOCOL_PAUSED) {
+            return;
+        }
+        self.set(Flags::PROTOCOL_PAUSED, true);
+        if self.debug() {
+            log::debug!(target: "asyncio", "{self:?} pauses writing (buffer {size} bytes)");
+        }
+        self.call_protocol("protocol.pause_writing() failed", |p| match p {
+            AnyProtocol::Stream(p) => p.pause_writing(),
+            AnyProtocol::Buffered(p) => p.pause_writing(),
+        });
+    }
+
+    fn maybe_resume_protocol(&self) {
+        if !self.has(Flags::PROTOCOL_PAUSED) || self.buffer.borrow().len() > self.low.get() {
+            return;
+        }
+        self.set(Flags::PROTOCOL_PAUSED, false);
+        if self.debug() {
+            log::debug!(target: "asyncio", "{self:?} resumes writing");
+        }
+        self.call_protocol("protocol.resume_writing() failed", |p| match p {
+            AnyProtocol::Stream(p) => p.resume_writing(),
+            AnyProtocol::Buffered(p) => p.resume_writing(),
+        });
+    }
+
+    // ----- closing ----------------------------------------------------------------
+
+    /// A fatal error (asyncio's `_fatal_error`): OS errors are logged in debug mode,
+    /// anything else (a panicking protocol) goes to the loop's exception handler; then
+    /// the transport is force-closed with the error.
+    fn fatal_error(&self, exc: Error, message: &str) {
+        match &exc {
+            Error::Io(_) => {
+                if self.debug() {
+                    log::debug!(target: "asyncio", "{self:?}: {message}: {exc}");
+                }
+            }
+            _ => {
+                if let Some(lp) = self.lp.upgrade() {
+                    let mut ctx = ExceptionContext::new(message).with_exception(exc.clone());
+                    ctx.transport = Some(format!("{self:?}"));
+                    ctx.protocol = Some(self.describe_protocol());
+                    lp.call_exception_handler(ctx);
+                }
+            }
+        }
+        if self.has(Flags::LOST_CALLED) {
+            // The panic came from connection_lost itself: it was reported, and nothing
+            // more may be called.
+            return;
+        }
+        self.set(Flags::FATAL, true);
+        if let Some((_, err)) = &mut *self.waiter.borrow_mut() {
+            err.get_or_insert_with(|| exc.clone());
+        }
+        self.force_close(Some(exc));
+    }
+
+    /// asyncio's `_force_close`: drop the buffer, stop everything, and schedule
+    /// `connection_lost(exc)`.
+    fn force_close(&self, exc: Option<Error>) {
+        if self.conn_lost.get() > 0 {
+            return;
+        }
+        if !self.buffer.borrow().is_empty() {
+            *self.buffer.borrow_mut() = VecDeque::new();
+            self.want_write(false);
+        }
+        self.set(Flags::CLOSING, true);
+        self.conn_lost.set(1);
+        self.schedule_connection_lost(exc);
+    }
+
+    fn schedule_connection_lost(&self, exc: Option<Error>) {
+        match (self.lp.upgrade(), self.rc()) {
+            (Some(lp), Some(me)) if !lp.is_closed() => {
+                lp.call_soon_internal(move || me.call_connection_lost(exc));
+            }
+            _ => self.call_connection_lost(exc),
+        }
+    }
+
+    /// asyncio's `_call_connection_lost`: tell the protocol (if `connection_made` ran),
+    /// then close the socket and drop every reference.
+    fn call_connection_lost(&self, exc: Option<Error>) {
+        if self.has(Flags::LOST_CALLED) {
+            return;
+        }
+        self.set(Flags::LOST_CALLED, true);
+        if self.has(Flags::CONNECTED) {
+            self.call_protocol("Exception in protocol.connection_lost()", |p| match p {
+                AnyProtocol::Stream(p) => p.connection_lost(exc),
+                AnyProtocol::Buffered(p) => p.connection_lost(exc),
+            });
+        }
+        self.release();
+    }
+
+    /// Deregister and close the socket, drop the protocol, detach from the server.
+    fn release(&self) {
+        let sock = self.sock.borrow_mut().take();
+        let handler = match (sock, self.lp.upgrade()) {
+            (Some(mut s), Some(lp)) => lp.deregister_handler(&mut s, self.token.get()),
+            _ => None,
+        };
+        drop(handler);
+        let proto = self.protocol.borrow_mut().take();
+        drop(proto);
+        *self.buffer.borrow_mut() = VecDeque::new();
+        let server = self.server.borrow_mut().take();
+        if let Some((server, key)) = server {
+            server.detach(key);
+        }
+    }
+}
+
+impl<S: StreamSocket> IoHandler for SocketTransport<S> {
+    fn on_ready(self: Rc<Self>, _lp: &Rc<Inner>, bits: u8) {
+        if bits & (READABLE | READ_CLOSED | ERROR) != 0 {
+            self.read_ready();
+        }
+        if bits & (WRITABLE | WRITE_CLOSED | ERROR) != 0 && !self.buffer.borrow().is_empty() {
+            self.write_ready();
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("{self:?}")
+    }
+
+    fn loop_closed(&self) {
+        // Break the transport <-> protocol cycle; the socket closes with the transport.
+        let proto = self.protocol.borrow_mut().take();
+        drop(proto);
+        let server = self.server.borrow_mut().take();
+        drop(server);
+        let waiter = self.waiter.borrow_mut().take();
+        drop(waiter);
+        self.set(Flags::CLOSING, true);
+        if self.conn_lost.get() == 0 {
+            self.conn_lost.set(1);
+        }
+    }
+}
+
+impl<S: StreamSocket> fmt::Debug for SocketTransport<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} transport fd={}", S::KIND, self.fd)?;
+        if let Some(a) = &self.local {
+            write!(f, " {a}")?;
+        }
+        if let Some(p) = &self.peer {
+            write!(f, "<->{p}")?;
+        }
+        write!(f, " {}", self.state_str())?;
+        if self.has(Flags::PAUSED) {
+            f.write_str(" read=paused")?;
+        }
+        let n = self.buffer.borrow().len();
+        if n > 0 {
+            write!(f, " write=<buffered {n}>")?;
+        }
+        f.write_str(">")
+    }
+}
+
+impl<S: StreamSocket> BaseTransport for SocketTransport<S> {
+    fn close(&self) {
+        if self.has(Flags::CLOSING) {
+            return;
+        }
+        self.set(Flags::CLOSING, true);
+        if self.buffer.borrow().is_empty() && self.conn_lost.get() == 0 {
+            self.conn_lost.set(1);
+            self.schedule_connection_lost(None);
+        }
+        // Otherwise write_ready() calls connection_lost once the buffer has drained.
+    }
+
+    fn is_closing(&self) -> bool {
+        self.has(Flags::CLOSING)
+    }
+
+    fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
+        match name {
+            "peername" => self.peer.clone().map(ExtraInfo::Address),
+            "sockname" => self.local.clone().map(ExtraInfo::Address),
+            "socket" => Some(ExtraInfo::Socket(self.fd)),
+            _ => None,
+        }
+    }
+}
+
+impl<S: StreamSocket> ReadTransport for SocketTransport<S> {
+    fn is_reading(&self) -> bool {
+        !self.has(Flags::PAUSED) && !self.has(Flags::CLOSING)
+    }
+
+    fn pause_reading(&self) {
+        if !self.is_reading() {
+            return;
+        }
+        self.set(Flags::PAUSED, true);
+        if self.debug() {
+            log::debug!(target: "asyncio", "{self:?} pauses reading");
+        }
+    }
+
+    fn resume_reading(&self) {
+        if self.has(Flags::CLOSING) || !self.has(Flags::PAUSED) {
+            return;
+        }
+        self.set(Flags::PAUSED, false);
+        if self.debug() {
+            log::debug!(target: "asyncio", "{self:?} resumes reading");
+        }
+        if self.has(Flags::READING) {
+            // Edge-triggered: data that arrived while paused makes no new event.
+            self.queue_read();
+        }
+        // Else the start step has not run yet and will read.
+    }
+}
+
+impl<S: StreamSocket> WriteTransport for SocketTransport<S> {
+    fn write(&self, data: &[u8]) -> Result<()> {
+        self.write_bufs(&[data])
+    }
+
+    fn writelines(&self, bufs: &[&[u8]]) -> Result<()> {
+        self.write_bufs(bufs)
+    }
+
+    fn write_eof(&self) -> Result<()> {
+        if self.has(Flags::CLOSING) || self.has(Flags::EOF) {
+            return Ok(());
+        }
+        self.set(Flags::EOF, true);
+        if self.buffer.borrow().is_empty() {
+            let r = match self.sock.borrow().as_ref() {
+                Some(s) => s.shutdown_write(),
+                None => Ok(()),
+            };
+            r?;
+        }
+        Ok(())
+    }
+
+    fn can_write_eof(&self) -> bool {
+        true
+    }
+
+    fn abort(&self) {
+        self.force_close(None);
+    }
+
+    fn get_write_buffer_size(&self) -> usize {
+        self.buffer.borrow().len()
+    }
+
+    fn get_write_buffer_limits(&self) -> (usize, usize) {
+        (self.low.get(), self.high.get())
+    }
+
+    fn set_write_buffer_limits(&self, high: Option<usize>, low: Option<usize>) -> Result<()> {
+        let (high, low) = resolve_write_buffer_limits(high, low)?;
+        self.high.set(high);
+        self.low.set(low);
+        self.maybe_pause_protocol();
+        Ok(())
+    }
+}
+
+impl<S: StreamSocket> Transport for SocketTransport<S> {}
