@@ -345,9 +345,19 @@ impl EventLoop {
 
     /// `run_until_complete` for a task that already exists.
     pub(crate) fn run_task_until_done<T: 'static>(&self, task: Task<T>) -> Result<T> {
+        // Like asyncio's `remove_done_callback(_run_until_complete_cb)` in `finally`:
+        // a task left running after an early stop must not stop a later run.
         let lp = self.clone();
-        task.add_done_callback(move |_| lp.stop());
-        self.run_forever()?;
+        let active = Rc::new(Cell::new(true));
+        let still_active = active.clone();
+        task.add_done_callback(move |_| {
+            if still_active.get() {
+                lp.stop();
+            }
+        });
+        let ran = self.run_forever();
+        active.set(false);
+        ran?;
         if !task.done() {
             return Err(Error::runtime(
                 "Event loop stopped before Future completed.",
@@ -495,6 +505,13 @@ impl EventLoop {
     /// Set the slow-callback threshold of debug mode.
     pub fn set_slow_callback_duration(&self, d: Duration) {
         self.inner.slow_callback_duration.set(d);
+    }
+
+    /// How many timers sit in the heap, cancelled ones included until purged (for
+    /// tests of the lazy-cancellation rule; not part of the API).
+    #[doc(hidden)]
+    pub fn scheduled_timer_count(&self) -> usize {
+        self.inner.timers.borrow().len()
     }
 }
 

@@ -138,6 +138,7 @@ impl<T: 'static> Future<T> {
         {
             let mut st = self.shared.state.borrow_mut();
             if !matches!(&*st, State::Pending) {
+                drop(st); // Debug below borrows the state again
                 return Err(Error::invalid_state(format!(
                     "invalid state: {self:?} is already done"
                 )));
