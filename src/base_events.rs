@@ -2,7 +2,7 @@
 //!
 //! An [`EventLoop`] is a multiplexer: it holds a FIFO queue of ready callbacks, a heap of
 //! timers, and a mio `Poll` for I/O readiness, and it runs them one iteration at a time.
-//! One iteration ([`Inner::run_once`]) is asyncio's `_run_once`:
+//! One iteration (`Inner::run_once`) is asyncio's `_run_once`:
 //!
 //! 1. drop cancelled timers (all at once when more than half of a heap of over 100 is
 //!    cancelled, else only from the head);
@@ -793,6 +793,9 @@ impl Inner {
     #[inline]
     pub(crate) fn schedule_task(&self, task: Rc<dyn TaskRun>) {
         if !task.header().set_scheduled() && !self.closed.get() {
+            if self.debug.get() {
+                log::trace!(target: "asyncio", "    wake {} (step queued)", task.header().name());
+            }
             self.push_ready(Ready::Task(task));
         }
     }

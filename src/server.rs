@@ -359,7 +359,7 @@ impl ServerInner {
         }
         let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
         for l in &listeners {
-            l.stop();
+            l.stop(&self.lp);
             l.sock.borrow_mut().take();
         }
         drop(listeners);
@@ -455,17 +455,13 @@ impl Listener {
     }
 
     /// Deregister from the loop (asyncio's `_stop_serving` / `remove_reader`).
-    fn stop(&self) {
+    fn stop(&self, lp: &EventLoop) {
         let Some(token) = self.token.take() else {
             return;
         };
-        let server = self.server.borrow().clone();
-        let h = {
-            let mut sock = self.sock.borrow_mut();
-            match (sock.as_mut(), server) {
-                (Some(s), Some(server)) => server.lp.inner.deregister_handler(s.source(), token),
-                _ => None,
-            }
+        let h = match self.sock.borrow_mut().as_mut() {
+            Some(s) => lp.inner.deregister_handler(s.source(), token),
+            None => None,
         };
         drop(h);
     }
@@ -503,8 +499,7 @@ impl Listener {
                     // Other accept errors (asyncio re-raises them into the exception
                     // handler); keep serving.
                     let mut ctx =
-                        ExceptionContext::new("Error on reading from the event loop selector")
-                            .with_exception(e.into());
+                        ExceptionContext::new("socket.accept() failed").with_exception(e.into());
                     ctx.socket = self.addr.as_ref().map(|a| a.to_string());
                     server.lp.call_exception_handler(ctx);
                     return;
@@ -528,7 +523,7 @@ impl Listener {
             log::debug!(target: "asyncio", "socket.accept() still out of system resource: {e}");
         }
         // Stop watching the listener, and retry later (asyncio's ACCEPT_RETRY_DELAY).
-        self.stop();
+        self.stop(&server.lp);
         let me = self.clone();
         let _ = server.lp.call_later(ACCEPT_RETRY_DELAY, move || {
             let Some(server) = me.server.borrow().clone() else {

@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn packed_waker_clone_and_drop_are_plain_copies() {
         // A slot that is not registered: waking must be a harmless no-op.
-        let w = packed_waker(LOOP_LIMIT as u16 - 1, 5, 7).expect("64-bit");
+        let w = packed_waker((LOOP_LIMIT - 1) as u16, 5, 7).expect("64-bit");
         let w2 = w.clone();
         assert!(w.will_wake(&w2));
         w2.wake_by_ref();

@@ -175,14 +175,8 @@ fn many_tasks_await_one_future() {
 fn awaiters_of_a_failed_future_each_get_the_error() {
     let lp = EventLoop::new().unwrap();
     let f = lp.create_future::<u8>();
-    let a = lp.create_task({
-        let f = f.clone();
-        async move { f.await }
-    });
-    let b = lp.create_task({
-        let f = f.clone();
-        async move { f.await }
-    });
+    let a = lp.create_task(f.clone());
+    let b = lp.create_task(f.clone());
     let f2 = f.clone();
     lp.call_soon(move || f2.set_exception(Error::runtime("nope")).unwrap())
         .unwrap();

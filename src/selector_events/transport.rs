@@ -346,12 +346,10 @@ impl<S: StreamSocket> SocketTransport<S> {
     }
 
     fn start_reading_step(self: Rc<Self>) {
-        if self.has(Flags::PAUSED) || self.has(Flags::CLOSING) || self.conn_lost.get() > 0 {
-            // Paused inside connection_made: resume_reading() will start it.
-            return;
-        }
         self.set(Flags::READING, true);
-        // Data may have arrived before reading started; its edge was ignored.
+        // Data may have arrived before reading started; its edge was ignored, so try
+        // a read now. If the protocol paused reading inside connection_made, this does
+        // nothing and resume_reading() will read.
         self.read_ready();
     }
 
@@ -569,7 +567,7 @@ impl<S: StreamSocket> SocketTransport<S> {
         if total == 0 {
             return Ok(());
         }
-        if self.conn_lost.get() > 0 || self.lp.upgrade().map_or(true, |l| l.is_closed()) {
+        if self.conn_lost.get() > 0 || self.lp.upgrade().is_none_or(|l| l.is_closed()) {
             let n = self.conn_lost.get();
             if n >= LOG_THRESHOLD_FOR_CONNLOST_WRITES {
                 log::warn!(target: "asyncio", "socket.send() raised exception.");
@@ -649,6 +647,12 @@ impl<S: StreamSocket> SocketTransport<S> {
                 }
             };
             match r {
+                Ok(0) => {
+                    self.buffer.borrow_mut().clear();
+                    let e = io::Error::from(io::ErrorKind::WriteZero);
+                    self.fatal_error(e.into(), "Fatal write error on socket transport");
+                    return;
+                }
                 Ok(n) => {
                     self.buffer.borrow_mut().drain(..n);
                 }
@@ -761,10 +765,9 @@ impl<S: StreamSocket> SocketTransport<S> {
         if self.conn_lost.get() > 0 {
             return;
         }
-        if !self.buffer.borrow().is_empty() {
-            *self.buffer.borrow_mut() = VecDeque::new();
-            self.want_write(false);
-        }
+        // The registration goes with the socket in release(); a late WRITABLE event
+        // finds the buffer empty and does nothing.
+        *self.buffer.borrow_mut() = VecDeque::new();
         self.set(Flags::CLOSING, true);
         self.conn_lost.set(1);
         self.schedule_connection_lost(exc);
@@ -855,7 +858,7 @@ impl<S: StreamSocket> fmt::Debug for SocketTransport<S> {
         if self.has(Flags::PAUSED) {
             f.write_str(" read=paused")?;
         }
-        let n = self.buffer.borrow().len();
+        let n = self.buffer.try_borrow().map(|b| b.len()).unwrap_or(0);
         if n > 0 {
             write!(f, " write=<buffered {n}>")?;
         }
