@@ -124,6 +124,11 @@ pub use server::{AcceptedSocket, AnyProtocol, ConnectOptions, Server, ServerOpti
 pub use transports::{Address, BaseTransport, ExtraInfo, ReadTransport, Transport, WriteTransport};
 
 // Layer 4 (streams): re-exports below.
+pub use streams::{
+    open_connection, open_connection_with, open_unix_connection, open_unix_connection_with,
+    start_server, start_server_with, start_unix_server, start_unix_server_with, StreamReader,
+    StreamReaderProtocol, StreamWriter,
+};
 
 /// The README's code blocks, compiled and run as doc tests so they cannot rot.
 #[doc = include_str!("../README.md")]

@@ -1,0 +1,264 @@
+//! [`StreamReaderProtocol`]: the adapter between a transport and a
+//! [`StreamReader`] / [`StreamWriter`] pair (asyncio's `StreamReaderProtocol` and
+//! `FlowControlMixin`).
+//!
+//! Received bytes go into the reader; `pause_writing` / `resume_writing` drive
+//! [`StreamWriter::drain`]; `connection_lost` ends the reader (EOF, or the error) and
+//! completes [`StreamWriter::wait_closed`].
+
+use std::cell::{Cell, RefCell, RefMut};
+use std::fmt;
+use std::future::poll_fn;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+
+use super::reader::{ReaderInner, StreamReader};
+use super::writer::StreamWriter;
+use crate::base_events::Inner;
+use crate::exceptions::{Error, Result};
+use crate::protocols::{BaseProtocol, BufferedProtocol, Protocol};
+use crate::transports::Transport;
+
+/// The callback a server-side protocol hands the new reader and writer to.
+type ConnectedCb = Box<dyn FnOnce(StreamReader, StreamWriter)>;
+
+/// Write-side flow control and the connection's end, as the writer sees them
+/// (asyncio's `FlowControlMixin` plus the `_closed` future).
+#[derive(Default)]
+struct FlowState {
+    /// `pause_writing` was called and `resume_writing` not yet.
+    paused: bool,
+    /// Bumped by every `resume_writing`: a drainer that saw it change may go on, even
+    /// if writing paused again meanwhile (asyncio resolves its future at resume).
+    resumes: u64,
+    /// `connection_lost` ran, with this error (`None`: a clean close).
+    lost: Option<Option<Error>>,
+    /// Tasks waiting in `drain()` or `wait_closed()`.
+    waiters: Vec<Waker>,
+}
+
+impl FlowState {
+    fn park(&mut self, cx: &Context<'_>) {
+        if !self.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            self.waiters.push(cx.waker().clone());
+        }
+    }
+
+    fn wake_all(&mut self) {
+        for w in std::mem::take(&mut self.waiters) {
+            w.wake();
+        }
+    }
+}
+
+/// asyncio's `StreamReaderProtocol`: a [`Protocol`] (and [`BufferedProtocol`]) that
+/// feeds a [`StreamReader`] and backs a [`StreamWriter`]. Public so that users can
+/// build their own stream types on [`EventLoop::create_connection_with`] /
+/// [`EventLoop::create_server_with`](crate::EventLoop::create_server_with).
+///
+/// Callbacks, in the protocol state machine
+/// `connection_made -> data_received* -> eof_received? -> connection_lost`:
+///
+/// - `connection_made`: the reader learns the transport (for read flow control). On
+///   a server-side protocol (made with
+///   [`StreamReaderProtocol::with_client_connected_cb`]) a [`StreamWriter`] is made
+///   and the callback is called with both, synchronously.
+/// - data: appended to the reader. As a [`BufferedProtocol`] the transport reads
+///   straight into the reader's buffer, with no intermediate copy.
+/// - `eof_received`: the reader gets EOF, and `true` is returned: the connection stays
+///   half-open, so the writer can still answer (asyncio's rule for streams).
+/// - `connection_lost(None)`: the reader gets EOF; `connection_lost(Some(e))`: the
+///   reader stores `e`. Either way drainers are released and `wait_closed` completes.
+/// - `pause_writing` / `resume_writing`: drive [`StreamWriter::drain`].
+///
+/// [`EventLoop::create_connection_with`]: crate::EventLoop::create_connection_with
+pub struct StreamReaderProtocol {
+    me: Weak<StreamReaderProtocol>,
+    pub(crate) reader: Rc<ReaderInner>,
+    lp: Weak<Inner>,
+    flow: RefCell<FlowState>,
+    connected: Cell<bool>,
+    /// Server side: the reader handle and the callback, until `connection_made`.
+    client: RefCell<Option<(StreamReader, ConnectedCb)>>,
+}
+
+impl StreamReaderProtocol {
+    /// A protocol that feeds `reader` (asyncio's `StreamReaderProtocol(reader)`). Make
+    /// the [`StreamWriter`] yourself once the transport exists.
+    pub fn new(reader: &StreamReader) -> Rc<StreamReaderProtocol> {
+        Self::make(reader.inner.clone(), None)
+    }
+
+    /// A server-side protocol (asyncio's `StreamReaderProtocol(reader,
+    /// client_connected_cb)`): in `connection_made` it makes the [`StreamWriter`] and
+    /// calls `cb(reader, writer)` synchronously. A panic in `cb` is a fatal error for
+    /// this connection only.
+    pub fn with_client_connected_cb(
+        reader: StreamReader,
+        cb: impl FnOnce(StreamReader, StreamWriter) + 'static,
+    ) -> Rc<StreamReaderProtocol> {
+        let inner = reader.inner.clone();
+        Self::make(inner, Some((reader, Box::new(cb))))
+    }
+
+    fn make(
+        reader: Rc<ReaderInner>,
+        client: Option<(StreamReader, ConnectedCb)>,
+    ) -> Rc<StreamReaderProtocol> {
+        let lp = crate::events::with_running(Rc::downgrade).unwrap_or_default();
+        Rc::new_cyclic(|me| StreamReaderProtocol {
+            me: me.clone(),
+            reader,
+            lp,
+            flow: RefCell::new(FlowState::default()),
+            connected: Cell::new(false),
+            client: RefCell::new(client),
+        })
+    }
+
+    /// The loop this protocol was made on, if it is still open.
+    pub(crate) fn live_loop(&self) -> Option<Rc<Inner>> {
+        self.lp.upgrade().filter(|l| !l.is_closed())
+    }
+
+    /// Whether `connection_lost` ran.
+    pub fn is_connection_lost(&self) -> bool {
+        self.flow.borrow().lost.is_some()
+    }
+
+    /// The reader's stored error, if any (the first thing `drain()` checks).
+    pub(crate) fn reader_exception(&self) -> Option<Error> {
+        self.reader.exception()
+    }
+
+    /// asyncio's `_drain_helper`: `Err(ConnectionReset "Connection lost")` if the
+    /// connection is already gone; at once if writing is not paused; otherwise wait
+    /// for `resume_writing` (then `Ok`) or `connection_lost` (its error, or `Ok` for a
+    /// clean close). Any number of tasks may wait at once.
+    pub(crate) async fn drain_helper(&self) -> Result<()> {
+        let mut seen: Option<u64> = None;
+        poll_fn(|cx| {
+            let mut st = self.flow.borrow_mut();
+            match (&st.lost, seen) {
+                (Some(_), None) => return Poll::Ready(Err(Error::connection_lost())),
+                (Some(None), Some(_)) => return Poll::Ready(Ok(())),
+                (Some(Some(e)), Some(_)) => return Poll::Ready(Err(e.clone())),
+                (None, _) => {}
+            }
+            if !st.paused || seen.is_some_and(|n| n != st.resumes) {
+                return Poll::Ready(Ok(()));
+            }
+            seen = Some(st.resumes);
+            st.park(cx);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// asyncio's `await protocol._closed`: `Ok` once `connection_lost(None)` ran, the
+    /// error once `connection_lost(Some(e))` ran.
+    pub(crate) async fn closed(&self) -> Result<()> {
+        poll_fn(|cx| {
+            let mut st = self.flow.borrow_mut();
+            match &st.lost {
+                Some(None) => Poll::Ready(Ok(())),
+                Some(Some(e)) => Poll::Ready(Err(e.clone())),
+                None => {
+                    st.park(cx);
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    fn made(&self, transport: Rc<dyn Transport>) {
+        self.connected.set(true);
+        // A second transport is a programming error of a custom user setup; the
+        // reader keeps the first one for flow control.
+        let _ = self.reader.set_transport(&transport);
+        let client = self.client.borrow_mut().take();
+        if let (Some((reader, cb)), Some(me)) = (client, self.me.upgrade()) {
+            let writer = StreamWriter::new(transport, me);
+            cb(reader, writer);
+        }
+    }
+
+    fn eof(&self) -> bool {
+        self.reader.feed_eof();
+        true
+    }
+}
+
+impl BaseProtocol for StreamReaderProtocol {
+    fn connection_made(&self, transport: Rc<dyn Transport>) {
+        self.made(transport);
+    }
+
+    fn connection_lost(&self, exc: Option<Error>) {
+        match &exc {
+            None => self.reader.feed_eof(),
+            Some(e) => self.reader.set_exception(e.clone()),
+        }
+        let mut st = self.flow.borrow_mut();
+        st.lost = Some(exc);
+        st.paused = false;
+        st.wake_all();
+        drop(st);
+        // A server-side protocol that never connected drops its callback here.
+        self.client.borrow_mut().take();
+    }
+
+    fn pause_writing(&self) {
+        self.flow.borrow_mut().paused = true;
+    }
+
+    fn resume_writing(&self) {
+        let mut st = self.flow.borrow_mut();
+        st.paused = false;
+        st.resumes += 1;
+        st.wake_all();
+    }
+}
+
+impl Protocol for StreamReaderProtocol {
+    fn data_received(&self, data: &[u8]) {
+        // Only fails after feed_eof, which the transport never follows with data.
+        let _ = self.reader.feed_data(data);
+    }
+
+    fn eof_received(&self) -> bool {
+        self.eof()
+    }
+}
+
+impl BufferedProtocol for StreamReaderProtocol {
+    fn get_buffer(&self, _sizehint: usize) -> RefMut<'_, [u8]> {
+        self.reader.room()
+    }
+
+    fn buffer_updated(&self, nbytes: usize) {
+        self.reader.commit(nbytes);
+    }
+
+    fn eof_received(&self) -> bool {
+        self.eof()
+    }
+}
+
+impl fmt::Debug for StreamReaderProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = if self.is_connection_lost() {
+            "lost"
+        } else if self.connected.get() {
+            "connected"
+        } else {
+            "new"
+        };
+        write!(f, "<StreamReaderProtocol {state}")?;
+        if self.flow.try_borrow().is_ok_and(|s| s.paused) {
+            f.write_str(" writing=paused")?;
+        }
+        f.write_str(">")
+    }
+}

@@ -1,0 +1,624 @@
+//! [`StreamReader`]: asyncio's buffered reader, with its exact buffer rules.
+//!
+//! The reader is two parts: the shared state ([`ReaderInner`]: the buffer, the EOF
+//! flag, a stored error, the one waiting reader's waker) which the protocol feeds, and
+//! the [`StreamReader`] handle through which a task reads. Every read method takes
+//! `&mut self`, so two concurrent reads of one reader cannot be written (asyncio
+//! raises `RuntimeError` at run time instead). Because the bytes live in the shared
+//! state and not in a read's future, every read is cancel-safe: a read dropped while
+//! it waits has consumed nothing, and the next read sees every byte.
+
+use std::cell::{RefCell, RefMut};
+use std::fmt;
+use std::future::poll_fn;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+
+use super::buffer::ByteBuf;
+use crate::exceptions::{Error, Result};
+use crate::transports::Transport;
+
+/// asyncio's `_DEFAULT_LIMIT`: 64 KiB.
+pub const DEFAULT_LIMIT: usize = 64 * 1024;
+
+/// What to do to the transport once the state is no longer borrowed: the transport's
+/// `pause_reading` / `resume_reading` may call back (a user's transport could feed data
+/// synchronously), so they are never called with the state borrowed.
+#[must_use]
+pub(crate) enum Flow {
+    Nothing,
+    Pause(Rc<dyn Transport>),
+    Resume(Rc<dyn Transport>),
+}
+
+impl Flow {
+    #[inline]
+    pub(crate) fn apply(self) {
+        match self {
+            Flow::Nothing => {}
+            Flow::Pause(t) => t.pause_reading(),
+            Flow::Resume(t) => t.resume_reading(),
+        }
+    }
+}
+
+/// The mutable part of a reader (asyncio's `_buffer`, `_eof`, `_waiter`,
+/// `_exception`, `_transport`, `_paused`).
+#[derive(Default)]
+pub(crate) struct ReaderState {
+    pub(crate) buf: ByteBuf,
+    eof: bool,
+    exception: Option<Error>,
+    waker: Option<Waker>,
+    transport: Option<Weak<dyn Transport>>,
+    paused: bool,
+}
+
+impl ReaderState {
+    /// asyncio's pause rule, run after data was added: pause the transport when the
+    /// buffer holds strictly more than twice the limit.
+    #[inline]
+    fn after_feed(&mut self, limit: usize) -> Flow {
+        if !self.paused && self.buf.len() > 2 * limit {
+            if let Some(t) = self.transport.as_ref().and_then(Weak::upgrade) {
+                self.paused = true;
+                return Flow::Pause(t);
+            }
+        }
+        Flow::Nothing
+    }
+
+    /// asyncio's `_maybe_resume_transport`, run after a consuming read: resume once the
+    /// buffer is down to the limit.
+    #[inline]
+    fn after_consume(&mut self, limit: usize) -> Flow {
+        if self.paused && self.buf.len() <= limit {
+            return self.resume();
+        }
+        Flow::Nothing
+    }
+
+    fn resume(&mut self) -> Flow {
+        self.paused = false;
+        match self.transport.as_ref().and_then(Weak::upgrade) {
+            Some(t) => Flow::Resume(t),
+            None => Flow::Nothing,
+        }
+    }
+
+    /// asyncio's `_wait_for_data`: remember the waker, and resume a paused transport
+    /// first (a reader that needs more than the pause threshold, e.g. `readexactly`
+    /// of 3 x limit, would otherwise wait forever).
+    fn wait(&mut self, cx: &mut Context<'_>) -> Flow {
+        debug_assert!(!self.eof, "waiting for data after EOF");
+        match &self.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => self.waker = Some(cx.waker().clone()),
+        }
+        self.buf.release_if_empty();
+        if self.paused {
+            self.resume()
+        } else {
+            Flow::Nothing
+        }
+    }
+
+    fn take_waker(&mut self) -> Option<Waker> {
+        self.waker.take()
+    }
+}
+
+/// The state a [`StreamReader`] shares with the protocol that feeds it.
+pub(crate) struct ReaderInner {
+    pub(crate) limit: usize,
+    pub(crate) state: RefCell<ReaderState>,
+}
+
+impl ReaderInner {
+    fn new(limit: usize) -> ReaderInner {
+        ReaderInner {
+            limit,
+            state: RefCell::new(ReaderState::default()),
+        }
+    }
+
+    /// `feed_data`: append, wake the reader, apply the pause rule.
+    pub(crate) fn feed_data(&self, data: &[u8]) -> Result<()> {
+        let (waker, flow) = {
+            let mut st = self.state.borrow_mut();
+            if st.eof {
+                return Err(Error::runtime("feed_data after feed_eof"));
+            }
+            if data.is_empty() {
+                return Ok(());
+            }
+            st.buf.extend(data);
+            (st.take_waker(), st.after_feed(self.limit))
+        };
+        wake(waker);
+        flow.apply();
+        Ok(())
+    }
+
+    /// Room for the transport to read into (the zero-copy path).
+    pub(crate) fn room(&self) -> RefMut<'_, [u8]> {
+        RefMut::map(self.state.borrow_mut(), |st| st.buf.room())
+    }
+
+    /// `n` bytes were read into the last [`ReaderInner::room`]: the same as
+    /// `feed_data` of those bytes, without the copy.
+    pub(crate) fn commit(&self, n: usize) {
+        let (waker, flow) = {
+            let mut st = self.state.borrow_mut();
+            st.buf.commit(n);
+            if n == 0 {
+                return;
+            }
+            (st.take_waker(), st.after_feed(self.limit))
+        };
+        wake(waker);
+        flow.apply();
+    }
+
+    /// `feed_eof`: no more data will come; wake the reader. Idempotent.
+    pub(crate) fn feed_eof(&self) {
+        let waker = {
+            let mut st = self.state.borrow_mut();
+            st.eof = true;
+            st.take_waker()
+        };
+        wake(waker);
+    }
+
+    /// `set_exception`: every later read fails with `e`, before any buffered data.
+    pub(crate) fn set_exception(&self, e: Error) {
+        let waker = {
+            let mut st = self.state.borrow_mut();
+            st.exception = Some(e);
+            st.take_waker()
+        };
+        wake(waker);
+    }
+
+    pub(crate) fn exception(&self) -> Option<Error> {
+        self.state.borrow().exception.clone()
+    }
+
+    pub(crate) fn set_transport(&self, t: &Rc<dyn Transport>) -> Result<()> {
+        let mut st = self.state.borrow_mut();
+        if st.transport.is_some() {
+            return Err(Error::runtime("Transport already set"));
+        }
+        st.transport = Some(Rc::downgrade(t));
+        Ok(())
+    }
+
+    /// Check the stored exception, then run `attempt` on the state; `Pending` from it
+    /// means "wait for data": the waker is stored and a paused transport resumed.
+    #[inline]
+    fn poll_with<T>(
+        &self,
+        cx: &mut Context<'_>,
+        attempt: impl FnOnce(&mut ReaderState, usize) -> Option<Result<T>>,
+    ) -> Poll<Result<T>> {
+        let flow;
+        let out = {
+            let mut st = self.state.borrow_mut();
+            if let Some(e) = &st.exception {
+                return Poll::Ready(Err(e.clone()));
+            }
+            match attempt(&mut st, self.limit) {
+                Some(r) => {
+                    flow = st.after_consume(self.limit);
+                    Poll::Ready(r)
+                }
+                None => {
+                    flow = st.wait(cx);
+                    Poll::Pending
+                }
+            }
+        };
+        flow.apply();
+        out
+    }
+}
+
+#[inline]
+fn wake(w: Option<Waker>) {
+    if let Some(w) = w {
+        w.wake();
+    }
+}
+
+/// Find the earliest end of any separator in `buf[offset..]` (asyncio 3.13's rule: the
+/// match that ends first wins; of two ending together, the shorter, which `seps`
+/// lists first because it is sorted by length). Returns `(start, end)`.
+fn find_first_end(buf: &ByteBuf, seps: &[&[u8]], offset: usize) -> Option<(usize, usize)> {
+    let mut best: Option<(usize, usize)> = None;
+    for sep in seps {
+        if let Some(i) = buf.find(sep, offset) {
+            let end = i + sep.len();
+            if best.is_none_or(|(_, e)| end < e) {
+                best = Some((i, end));
+            }
+        }
+    }
+    best
+}
+
+/// One attempt of `readuntil` on the current buffer: `None` means wait for more data.
+/// `offset` carries, across attempts, where the search resumes, so no byte is
+/// searched twice.
+fn readuntil_step(
+    st: &mut ReaderState,
+    limit: usize,
+    seps: &[&[u8]],
+    offset: &mut usize,
+) -> Option<Result<Vec<u8>>> {
+    let min_len = seps.first().map_or(1, |s| s.len());
+    let max_len = seps.last().map_or(1, |s| s.len());
+    let buflen = st.buf.len();
+    if buflen.saturating_sub(*offset) >= min_len {
+        if let Some((start, end)) = find_first_end(&st.buf, seps, *offset) {
+            if start > limit {
+                return Some(Err(Error::LimitOverrun {
+                    message: "Separator is found, but chunk is longer than limit".into(),
+                    consumed: start,
+                }));
+            }
+            return Some(Ok(st.buf.take_front(end)));
+        }
+        *offset = (buflen + 1).saturating_sub(max_len);
+        if *offset > limit {
+            return Some(Err(Error::LimitOverrun {
+                message: "Separator is not found, and chunk exceed the limit".into(),
+                consumed: *offset,
+            }));
+        }
+    }
+    if st.eof {
+        return Some(Err(Error::IncompleteRead {
+            partial: st.buf.take_all(),
+            expected: None,
+        }));
+    }
+    None
+}
+
+/// asyncio's `StreamReader`: a buffer of received bytes with `read`, `readline`,
+/// `readuntil` and `readexactly`.
+///
+/// Readers are usually made by [`open_connection`](super::open_connection) and
+/// [`start_server`](super::start_server); one made by hand ([`StreamReader::new`]) is
+/// fed with [`StreamReader::feed_data`] and [`StreamReader::feed_eof`].
+///
+/// # The limit
+///
+/// `limit` (64 KiB by default) bounds a line: `readline` and `readuntil` fail with a
+/// [`LimitOverrun`](Error::LimitOverrun) error rather than buffer a longer one. It
+/// also sets read-side flow control: when more than `2 x limit` bytes are buffered the
+/// transport stops reading from the socket (`pause_reading`), and it resumes once a
+/// read brings the buffer down to `limit` or below, or as soon as a read has to wait.
+///
+/// # Errors
+///
+/// A stored error ([`StreamReader::set_exception`], or the connection's error when it
+/// broke) is returned by every read, **before** any data still buffered, as in asyncio.
+///
+/// # Cancel safety
+///
+/// Every read is cancel-safe: the buffer belongs to the reader, not to the read's
+/// future, so dropping a read while it waits (in a `select`, a timeout) loses no byte.
+/// The next read sees everything.
+///
+/// ```
+/// let mut r = asyncio::StreamReader::new();
+/// r.feed_data(b"GET / HTTP/1.0\r\nHost: x\r\n\r\nbody").unwrap();
+/// r.feed_eof();
+/// asyncio::run(async move {
+///     assert_eq!(r.readline().await.unwrap(), b"GET / HTTP/1.0\r\n");
+///     assert_eq!(r.readuntil(b"\r\n\r\n").await.unwrap(), b"Host: x\r\n\r\n");
+///     assert_eq!(r.read_to_end().await.unwrap(), b"body");
+///     assert!(r.at_eof());
+/// }).unwrap();
+/// ```
+pub struct StreamReader {
+    pub(crate) inner: Rc<ReaderInner>,
+}
+
+impl Default for StreamReader {
+    fn default() -> Self {
+        StreamReader::new()
+    }
+}
+
+impl StreamReader {
+    /// A reader with the default limit, 64 KiB (asyncio's `StreamReader()`).
+    pub fn new() -> StreamReader {
+        StreamReader {
+            inner: Rc::new(ReaderInner::new(DEFAULT_LIMIT)),
+        }
+    }
+
+    /// A reader with the given limit (asyncio's `StreamReader(limit=...)`). A zero
+    /// limit is a `ValueError`: `"Limit cannot be <= 0"`.
+    pub fn with_limit(limit: usize) -> Result<StreamReader> {
+        if limit == 0 {
+            return Err(Error::value("Limit cannot be <= 0"));
+        }
+        Ok(StreamReader {
+            inner: Rc::new(ReaderInner::new(limit)),
+        })
+    }
+
+    /// The limit this reader was made with.
+    pub fn limit(&self) -> usize {
+        self.inner.limit
+    }
+
+    /// The stored error, if any (asyncio's `exception()`).
+    pub fn exception(&self) -> Option<Error> {
+        self.inner.exception()
+    }
+
+    /// Store an error (asyncio's `set_exception()`): a read waiting now, and every
+    /// later read, returns it, even while data is still buffered. The buffer is kept.
+    pub fn set_exception(&self, e: Error) {
+        self.inner.set_exception(e);
+    }
+
+    /// Attach the transport whose reading this reader pauses and resumes (asyncio's
+    /// `set_transport()`). Only a weak reference is kept. Errors with `"Transport
+    /// already set"` if one is attached.
+    pub fn set_transport(&self, transport: &Rc<dyn Transport>) -> Result<()> {
+        self.inner.set_transport(transport)
+    }
+
+    /// Append received bytes (asyncio's `feed_data()`) and wake a waiting read.
+    /// Empty data is a no-op. Errors with `"feed_data after feed_eof"` (asyncio
+    /// asserts). May pause the transport (see the type's docs).
+    pub fn feed_data(&self, data: &[u8]) -> Result<()> {
+        self.inner.feed_data(data)
+    }
+
+    /// Mark the end of the stream (asyncio's `feed_eof()`) and wake a waiting read.
+    /// Idempotent.
+    pub fn feed_eof(&self) {
+        self.inner.feed_eof();
+    }
+
+    /// Whether EOF was fed **and** the buffer is empty (asyncio's `at_eof()`): the
+    /// next read returns nothing.
+    pub fn at_eof(&self) -> bool {
+        let st = self.inner.state.borrow();
+        st.eof && st.buf.is_empty()
+    }
+
+    /// How many bytes are buffered (asyncio's `len(reader._buffer)`; Rust-only).
+    pub fn buffered(&self) -> usize {
+        self.inner.state.borrow().buf.len()
+    }
+
+    /// Bytes of storage the buffer holds (live bytes plus room), for tests of the
+    /// idle-memory rule: a reader with nothing buffered holds none. Not asyncio API.
+    #[doc(hidden)]
+    pub fn allocated_bytes(&self) -> usize {
+        self.inner.state.borrow().buf.allocated()
+    }
+
+    /// Read up to `n` bytes (asyncio's `read(n)`).
+    ///
+    /// `n == 0` returns an empty `Vec` at once. Otherwise, if nothing is buffered and
+    /// EOF was not fed, waits for data; then returns what is buffered, at most `n`
+    /// bytes (possibly fewer: it does not wait for `n`). At EOF returns an empty `Vec`.
+    /// The result is not bounded by the limit. Cancel-safe.
+    pub async fn read(&mut self, n: usize) -> Result<Vec<u8>> {
+        let inner = &*self.inner;
+        poll_fn(|cx| {
+            inner.poll_with(cx, |st, _| {
+                if n == 0 {
+                    return Some(Ok(Vec::new()));
+                }
+                if st.buf.is_empty() && !st.eof {
+                    return None;
+                }
+                let k = n.min(st.buf.len());
+                Some(Ok(if k == st.buf.len() {
+                    st.buf.take_all()
+                } else {
+                    st.buf.take_front(k)
+                }))
+            })
+        })
+        .await
+    }
+
+    /// Read until EOF and return every byte (asyncio's `read()` / `read(-1)`).
+    ///
+    /// The buffer is emptied as data arrives, so the pause rule never blocks it. A
+    /// stored error is returned as soon as it is seen (bytes collected so far are
+    /// dropped, as asyncio's are). Not cancel-safe in one respect: bytes already
+    /// moved into the result are lost if the read is dropped before EOF.
+    pub async fn read_to_end(&mut self) -> Result<Vec<u8>> {
+        let inner = &*self.inner;
+        let mut out: Vec<u8> = Vec::new();
+        poll_fn(|cx| {
+            inner.poll_with(cx, |st, _| {
+                if !st.buf.is_empty() {
+                    if out.is_empty() {
+                        out = st.buf.take_all();
+                    } else {
+                        out.extend_from_slice(st.buf.as_slice());
+                        st.buf.clear();
+                    }
+                }
+                if st.eof {
+                    Some(Ok(std::mem::take(&mut out)))
+                } else {
+                    None
+                }
+            })
+        })
+        .await
+    }
+
+    /// Read one line, up to and including `\n` (asyncio's `readline()`).
+    ///
+    /// At EOF returns the last partial line (without `\n`), or an empty `Vec` when
+    /// nothing is left. A line longer than the limit (not counting its `\n`) is an
+    /// `Error::Value` carrying asyncio's message; as in asyncio, that line is
+    /// **discarded**: if its `\n` is already buffered, the buffer loses the line
+    /// including the `\n`; otherwise the whole buffer is cleared. Use
+    /// [`StreamReader::readuntil`] to keep the data and get the typed
+    /// [`LimitOverrun`](Error::LimitOverrun) error instead. Cancel-safe.
+    pub async fn readline(&mut self) -> Result<Vec<u8>> {
+        match self.readuntil(b"\n").await {
+            Ok(line) => Ok(line),
+            Err(Error::IncompleteRead { partial, .. }) => Ok(partial),
+            Err(Error::LimitOverrun { message, consumed }) => {
+                let flow = {
+                    let mut st = self.inner.state.borrow_mut();
+                    if st.buf.as_slice().get(consumed) == Some(&b'\n') {
+                        st.buf.consume(consumed + 1);
+                    } else {
+                        st.buf.clear();
+                    }
+                    st.after_consume(self.inner.limit)
+                };
+                flow.apply();
+                Err(Error::Value(message))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Read up to and including `separator` (asyncio's `readuntil()`).
+    ///
+    /// - Found: returns the data with the separator at its end.
+    /// - EOF first: `Error::IncompleteRead { partial, expected: None }` with every
+    ///   buffered byte (possibly a partial separator); the buffer is emptied.
+    /// - The separator starts beyond `limit` bytes, or `limit` bytes are buffered
+    ///   without it: `Error::LimitOverrun { consumed }`, and the buffer is left
+    ///   untouched so the data can be read again (e.g. with `read(consumed)`).
+    ///
+    /// An empty separator is a `ValueError`. Bytes already searched are never searched
+    /// again while the read waits. Cancel-safe.
+    pub async fn readuntil(&mut self, separator: &[u8]) -> Result<Vec<u8>> {
+        self.readuntil_any(&[separator]).await
+    }
+
+    /// Read up to the first of several separators (asyncio 3.13's `readuntil()` with
+    /// a tuple): the match that **ends** first wins, and of two ending at the same
+    /// byte, the shorter. Same errors and buffer rules as [`StreamReader::readuntil`].
+    /// An empty slice (`"Separator should contain at least one element"`) or an empty
+    /// separator (`"Separator should be at least one-byte string"`) is a `ValueError`,
+    /// checked before the stored error, as in asyncio. Cancel-safe.
+    pub async fn readuntil_any(&mut self, separators: &[&[u8]]) -> Result<Vec<u8>> {
+        if separators.is_empty() {
+            return Err(Error::value(
+                "Separator should contain at least one element",
+            ));
+        }
+        if separators.iter().any(|s| s.is_empty()) {
+            return Err(Error::value("Separator should be at least one-byte string"));
+        }
+        let sorted: Vec<&[u8]>;
+        let seps = if separators.len() == 1 {
+            separators
+        } else {
+            let mut v = separators.to_vec();
+            v.sort_by_key(|s| s.len());
+            sorted = v;
+            &sorted[..]
+        };
+        let inner = &*self.inner;
+        let mut offset = 0;
+        poll_fn(|cx| inner.poll_with(cx, |st, limit| readuntil_step(st, limit, seps, &mut offset)))
+            .await
+    }
+
+    /// Read exactly `n` bytes (asyncio's `readexactly()`).
+    ///
+    /// `n == 0` returns an empty `Vec`. If EOF comes first:
+    /// `Error::IncompleteRead { partial, expected: Some(n) }` with every buffered byte,
+    /// and the buffer is emptied. `n` may exceed the limit (a waiting read resumes a
+    /// paused transport). Cancel-safe: nothing is consumed until all `n` bytes are
+    /// there.
+    pub async fn readexactly(&mut self, n: usize) -> Result<Vec<u8>> {
+        let inner = &*self.inner;
+        poll_fn(|cx| {
+            inner.poll_with(cx, |st, _| {
+                if st.buf.len() >= n {
+                    return Some(Ok(if n == st.buf.len() {
+                        st.buf.take_all()
+                    } else {
+                        st.buf.take_front(n)
+                    }));
+                }
+                if st.eof {
+                    return Some(Err(Error::IncompleteRead {
+                        partial: st.buf.take_all(),
+                        expected: Some(n),
+                    }));
+                }
+                None
+            })
+        })
+        .await
+    }
+
+    /// The next line, or `None` at the end (asyncio's `async for line in reader`,
+    /// which stops when `readline()` returns `b''`). The last line may lack its `\n`.
+    ///
+    /// ```
+    /// let mut r = asyncio::StreamReader::new();
+    /// r.feed_data(b"a\nb").unwrap();
+    /// r.feed_eof();
+    /// asyncio::run(async move {
+    ///     let mut lines = Vec::new();
+    ///     while let Some(line) = r.next_line().await {
+    ///         lines.push(line.unwrap());
+    ///     }
+    ///     assert_eq!(lines, [b"a\n".to_vec(), b"b".to_vec()]);
+    /// }).unwrap();
+    /// ```
+    pub async fn next_line(&mut self) -> Option<Result<Vec<u8>>> {
+        match self.readline().await {
+            Ok(line) if line.is_empty() => None,
+            r => Some(r),
+        }
+    }
+}
+
+impl fmt::Debug for StreamReader {
+    /// asyncio's repr: `<StreamReader 4 bytes eof limit=123 waiter exception=...
+    /// transport paused>`, each part only when it is not the default.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Ok(st) = self.inner.state.try_borrow() else {
+            return f.write_str("<StreamReader (busy)>");
+        };
+        f.write_str("<StreamReader")?;
+        if !st.buf.is_empty() {
+            write!(f, " {} bytes", st.buf.len())?;
+        }
+        if st.eof {
+            f.write_str(" eof")?;
+        }
+        if self.inner.limit != DEFAULT_LIMIT {
+            write!(f, " limit={}", self.inner.limit)?;
+        }
+        if st.waker.is_some() {
+            f.write_str(" waiter")?;
+        }
+        if let Some(e) = &st.exception {
+            write!(f, " exception={e}")?;
+        }
+        if st.transport.is_some() {
+            f.write_str(" transport")?;
+        }
+        if st.paused {
+            f.write_str(" paused")?;
+        }
+        f.write_str(">")
+    }
+}
