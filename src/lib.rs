@@ -22,8 +22,9 @@
 //!
 //! 1. **Event loop**: a ready queue, timers and an I/O selector ([`EventLoop`]).
 //! 2. **Futures and tasks**: [`Future`], [`Task`], [`sleep`], [`wait_for`], ...
-//! 3. **Transports and protocols**: the `Protocol` trait and socket transports.
-//! 4. **Streams**: `open_connection`, `start_server`, `StreamReader`, `StreamWriter`.
+//! 3. **Transports and protocols**: the [`Protocol`] trait and socket transports
+//!    ([`EventLoop::create_connection`], [`EventLoop::create_server`]).
+//! 4. **Streams**: [`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`].
 //!
 //! A layer only uses the layers below it.
 //!
@@ -41,6 +42,11 @@
 //! | [`taskgroups`] | `taskgroups.py` | [`TaskGroup`] |
 //! | [`timeouts`] | `timeouts.py` | [`wait_for`], [`timeout`] |
 //! | [`runners`] | `runners.py` | [`run`] |
+//! | [`protocols`] | `protocols.py` | [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`] |
+//! | [`transports`] | `transports.py` | [`Transport`] and its read / write halves |
+//! | [`server`] | `base_events.py` (`Server`, `create_connection`, `create_server`) | [`Server`], [`ConnectOptions`], [`ServerOptions`] |
+//! | [`unix_events`] | `unix_events.py` | `create_unix_connection`, `create_unix_server` |
+//! | [`streams`] | `streams.py` | [`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`], [`StreamReaderProtocol`] |
 //! | [`exceptions`] | `exceptions.py` | [`Error`], one variant per asyncio exception |
 //!
 //! ## Where Rust departs from asyncio
@@ -67,6 +73,17 @@
 //! | `async with TaskGroup() as tg:` | [`TaskGroup::wait`]`(tg).await`; dropping an unwaited group cancels its children | no async destructors |
 //! | a failing TaskGroup child cancels the parent task | the parent learns of it from `wait` (or a refused `create_task`) | a running future cannot be interrupted |
 //! | `PYTHONASYNCIODEBUG` | `ASYNCIO_DEBUG` | |
+//! | `reader.read()` / `read(-1)` | [`StreamReader::read_to_end`] | `read` takes a `usize` |
+//! | `reader.readuntil((b'a', b'b'))` | [`StreamReader::readuntil_any`]`(&[b"a", b"b"])` | an explicit type for "many separators" (asyncio's tuple check broke `bytearray`, gh-117722) |
+//! | `async for line in reader` | `while let Some(line) = reader.next_line().await` | no stable async iterators |
+//! | a second concurrent read raises `RuntimeError` | reads take `&mut self`: two concurrent reads do not compile | checked at compile time |
+//! | reads return `bytes` | reads return an owned `Vec<u8>`, never a borrow of the buffer | no `BufferError` while a view is alive (gh-146379) |
+//! | `feed_data` after `feed_eof` asserts | returns `Err(Error::Runtime)` | bad input gets an error, not a panic |
+//! | `start_server(cb)` with a plain function or a coroutine function | [`start_server`] takes an async callback (`\|r, w\| async move { .. }`); a plain callback called inside `connection_made` is [`StreamReaderProtocol::with_client_connected_cb`] with [`EventLoop::create_server_with`] | Rust closures cannot be told apart by what they return without naming their argument types |
+//! | `open_connection(host, port, limit=.., **kwds)` | [`open_connection_with`]`(host, port, limit, ConnectOptions)` (and `start_server_with`, ...) | no keyword arguments |
+//! | `StreamWriter.__del__` warns `ResourceWarning` and closes | `Drop` logs a warning and closes; after the loop closed it only logs | no garbage collector; `Drop` never panics |
+//! | `len(reader._buffer)` | [`StreamReader::buffered`] | handy, and public |
+//! | TLS (`ssl=`, `start_tls`) | not provided | the crate depends on mio, slab and log only |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
 //! ## Threads
