@@ -73,9 +73,13 @@ use crate::exceptions::{Error, Result};
 use crate::server::{AnyProtocol, ConnectOptions, Server, ServerOptions};
 use crate::transports::Transport;
 
-/// What a client-connected callback's future may return: `()`, or a `Result` whose
-/// error is reported through the loop's exception handler (as asyncio reports an
-/// exception escaping `client_connected_cb`).
+/// What a client-connected callback's future may return: `()`, or an
+/// [`asyncio::Result<()>`](crate::Result) whose error is reported through the loop's
+/// exception handler (as asyncio reports an exception escaping
+/// `client_connected_cb`).
+///
+/// Only the crate's own error type is accepted, so that a callback ending in
+/// `Ok(())` needs no type annotation; `?` converts `std::io::Error` into it.
 pub trait ClientOutcome {
     /// The outcome as a crate [`Result`].
     fn into_result(self) -> Result<()>;
@@ -87,9 +91,9 @@ impl ClientOutcome for () {
     }
 }
 
-impl<E: Into<Error>> ClientOutcome for std::result::Result<(), E> {
+impl ClientOutcome for Result<()> {
     fn into_result(self) -> Result<()> {
-        self.map_err(Into::into)
+        self
     }
 }
 
