@@ -122,10 +122,11 @@ pub(crate) trait TaskRun {
 }
 
 /// The fallback waker of one task (see `waker.rs` for the usual one): finds the task
-/// by its slab key and id.
+/// by its slab key and waker tag.
 struct TaskWaker {
     loop_id: u64,
     key: usize,
+    /// The task's waker tag (`Inner::waker_tag`).
     id: u64,
     remote: Arc<Remote>,
 }
@@ -400,14 +401,15 @@ impl EventLoop {
         let mut tasks = inner.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let key = entry.key();
+        let tag = inner.waker_tag(id);
         let waker = inner
             .waker_slot
-            .and_then(|slot| crate::waker::packed_waker(slot, key, id))
+            .and_then(|slot| crate::waker::packed_waker(slot, key, tag))
             .unwrap_or_else(|| {
                 Waker::from(Arc::new(TaskWaker {
                     loop_id: inner.id,
                     key,
-                    id,
+                    id: tag,
                     remote: inner.remote.clone(),
                 }))
             });
