@@ -78,7 +78,10 @@ fn the_first_failure_cancels_the_rest_and_wait_returns_the_group_error() {
     assert_eq!(at, 1, "the group ended when the failure cancelled the rest");
     assert_eq!(dropped, (true, true));
     assert!(matches!(outcomes.0, Err(Error::Cancelled)));
-    assert!(matches!(outcomes.1, Err(Error::Value(_))), "the child's own error");
+    assert!(
+        matches!(outcomes.1, Err(Error::Value(_))),
+        "the child's own error"
+    );
     assert!(matches!(outcomes.2, Err(Error::Cancelled)));
 }
 

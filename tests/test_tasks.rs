@@ -170,7 +170,10 @@ fn cancel_twice_is_one_cancellation() {
     let task = lp.create_task(sleep_s(10));
     run_once(&lp);
     assert!(task.cancel());
-    assert!(task.cancel(), "still pending: cancel() asks again and says so");
+    assert!(
+        task.cancel(),
+        "still pending: cancel() asks again and says so"
+    );
     run_once(&lp);
     assert!(task.cancelled());
     assert!(!task.cancel());
@@ -286,7 +289,10 @@ fn an_unretrieved_panic_is_reported_once_when_the_handle_is_dropped_later() {
     run_once(&lp);
     run_once(&lp);
     assert!(t.done());
-    assert!(calls.borrow().is_empty(), "the handle may still retrieve it");
+    assert!(
+        calls.borrow().is_empty(),
+        "the handle may still retrieve it"
+    );
     drop(t);
     run_once(&lp);
     let c = calls.borrow();
@@ -376,7 +382,10 @@ fn task_done_callbacks_run_through_call_soon() {
     task.add_done_callback(move |t| push(&l, format!("first done={}", t.done())));
     run_once(&lp);
     assert!(task.done());
-    assert!(log.borrow().is_empty(), "scheduled, not called, at completion");
+    assert!(
+        log.borrow().is_empty(),
+        "scheduled, not called, at completion"
+    );
     run_once(&lp);
     assert_eq!(*log.borrow(), ["first done=true"]);
     // Already done: still through call_soon.

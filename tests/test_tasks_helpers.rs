@@ -49,7 +49,11 @@ fn gather_returns_results_in_argument_order_whatever_the_completion_order() {
     });
     assert_eq!(out.unwrap(), ["three", "one", "two"]);
     assert_eq!(log, ["1", "2", "3"], "completion order");
-    assert_eq!(took, Duration::from_secs(3), "the children ran concurrently");
+    assert_eq!(
+        took,
+        Duration::from_secs(3),
+        "the children ran concurrently"
+    );
 }
 
 #[test]
@@ -247,7 +251,10 @@ fn dropping_a_shield_does_not_cancel_the_inner_task() {
         (r, finished_at.get(), dropped_early)
     });
     assert!(matches!(r, Err(Error::Timeout)));
-    assert!(!dropped_early, "the inner future was not dropped with the shield");
+    assert!(
+        !dropped_early,
+        "the inner future was not dropped with the shield"
+    );
     assert_eq!(finished_at, 5, "the inner ran to completion");
 }
 
@@ -302,7 +309,10 @@ fn a_shield_made_outside_a_loop_and_dropped_unpolled_never_runs() {
 // ----- wait ----------------------------------------------------------------------------
 
 fn outputs(tasks: Vec<Task<u64>>) -> Vec<u64> {
-    tasks.into_iter().map(|t| t.take_result().unwrap()).collect()
+    tasks
+        .into_iter()
+        .map(|t| t.take_result().unwrap())
+        .collect()
 }
 
 #[test]
@@ -449,12 +459,7 @@ fn wait_first_completed_with_a_task_already_done_returns_at_once() {
         let quick = asyncio::create_task(async { 0u64 });
         asyncio::yield_now().await;
         let t0 = now();
-        let (done, pending) = wait(
-            vec![sleeper(5), quick],
-            ReturnWhen::FirstCompleted,
-            None,
-        )
-        .await;
+        let (done, pending) = wait(vec![sleeper(5), quick], ReturnWhen::FirstCompleted, None).await;
         assert_eq!(pending.len(), 1);
         assert_eq!(secs_since(t0), 0);
         done.len()
@@ -465,8 +470,11 @@ fn wait_first_completed_with_a_task_already_done_returns_at_once() {
 
 #[test]
 fn wait_on_nothing_returns_two_empty_halves_at_once() {
-    let ((done, pending), took) =
-        run_timed(wait(Vec::<Task<()>>::new(), ReturnWhen::FirstCompleted, None));
+    let ((done, pending), took) = run_timed(wait(
+        Vec::<Task<()>>::new(),
+        ReturnWhen::FirstCompleted,
+        None,
+    ));
     assert!(done.is_empty() && pending.is_empty());
     assert_eq!(took, Duration::ZERO);
 }
@@ -552,7 +560,10 @@ fn as_completed_counts_its_timeout_from_the_call() {
         (r.map_err(|e| e.is_timeout()), secs_since(t0))
     });
     assert_eq!(first, Err(true));
-    assert_eq!(at, 3, "three seconds after as_completed(), not after next()");
+    assert_eq!(
+        at, 3,
+        "three seconds after as_completed(), not after next()"
+    );
 }
 
 #[test]

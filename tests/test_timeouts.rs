@@ -219,10 +219,7 @@ fn nested_timeouts_fire_in_deadline_order() {
         let t0 = now();
         // The inner deadline is the earlier one: the outer sees the inner's Timeout.
         let r = wait_for(wait_for(sleep_s(10), secs(2)), secs(5)).await;
-        let inner_first = (
-            matches!(r, Ok(Err(Error::Timeout))),
-            secs_since(t0),
-        );
+        let inner_first = (matches!(r, Ok(Err(Error::Timeout))), secs_since(t0));
         let t1 = now();
         // The outer deadline is the earlier one.
         let r = wait_for(wait_for(sleep_s(10), secs(5)), secs(2)).await;

@@ -44,6 +44,13 @@ pub fn run_on<T: 'static>(lp: &EventLoop, fut: impl StdFuture<Output = T> + 'sta
         .expect("test timed out")
 }
 
+/// Run `fut` on `lp` (on the system clock) bounded by [`REAL_LIMIT`] of wall time.
+pub fn run_on_real<T: 'static>(lp: &EventLoop, fut: impl StdFuture<Output = T> + 'static) -> T {
+    lp.run_until_complete(asyncio::wait_for(fut, REAL_LIMIT))
+        .unwrap()
+        .expect("test timed out")
+}
+
 /// Run `fut` on a fresh loop on the system clock, bounded by [`REAL_LIMIT`] of wall
 /// time (for tests where other threads do the work), then close the loop.
 pub fn run_real<T: 'static>(fut: impl StdFuture<Output = T> + 'static) -> T {
