@@ -248,8 +248,13 @@ impl<T: 'static> TaskRun for TaskCell<T> {
             return; // woken after completion: harmless
         }
         if h.has(MUST_CANCEL) {
+            // The drop is this step: destructors see the task as current, as asyncio's
+            // `finally:` blocks run inside the step that throws CancelledError.
             let old = self.set_stage(Stage::Taken);
-            if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(old))) {
+            let prev = lp.current_task.replace(Some(self.clone()));
+            let dropped = catch_unwind(AssertUnwindSafe(move || drop(old)));
+            *lp.current_task.borrow_mut() = prev;
+            if let Err(p) = dropped {
                 lp.call_exception_handler(
                     ExceptionContext::new("Exception while dropping a cancelled task")
                         .with_exception(Error::from_panic(p)),

@@ -126,6 +126,8 @@ fn cancel_while_suspended_drops_the_future_at_its_next_step() {
     assert!(dropped.get(), "dropped at the next step");
     assert!(!reached_end.get());
     assert!(task.done() && task.cancelled());
+    // Departure from asyncio (which cancels the future the task waits on): the future
+    // may be shared by clones, so only the task's own future is dropped.
     assert!(!never.done(), "the awaited future itself is untouched");
     assert!(matches!(task.take_result(), Err(Error::Cancelled)));
     lp.close().unwrap();
@@ -190,6 +192,62 @@ fn a_task_cancelled_during_its_own_step_is_cancelled_even_if_it_returns() {
     run_once(&lp);
     assert!(task.done() && task.cancelled());
     assert!(matches!(task.take_result(), Err(Error::Cancelled)));
+    lp.close().unwrap();
+}
+
+/// Records `current_task()` when dropped.
+struct SeesCurrentTask(Rc<RefCell<Option<Option<asyncio::TaskRef>>>>);
+
+impl Drop for SeesCurrentTask {
+    fn drop(&mut self) {
+        *self.0.borrow_mut() = Some(asyncio::current_task());
+    }
+}
+
+#[test]
+fn a_cancelled_task_is_the_current_task_while_its_future_is_dropped() {
+    // asyncio runs a cancelled coroutine's `finally:` blocks inside the task's step;
+    // here its destructors are that step.
+    let lp = EventLoop::new().unwrap();
+    let seen = Rc::new(RefCell::new(None));
+    let guard = SeesCurrentTask(seen.clone());
+    let task = lp.create_task(async move {
+        let _g = guard;
+        std::future::pending::<()>().await;
+    });
+    let me = task.task_ref();
+    run_once(&lp);
+    task.cancel();
+    run_once(&lp);
+    assert!(task.cancelled());
+    assert_eq!(*seen.borrow(), Some(Some(me)));
+    lp.close().unwrap();
+}
+
+#[test]
+fn a_panic_while_dropping_a_cancelled_task_is_reported_and_the_task_is_cancelled() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("drop failed");
+        }
+    }
+    let lp = EventLoop::new().unwrap();
+    let calls = collect_handler_calls(&lp);
+    let task = lp.create_task(async {
+        let _p = PanicOnDrop;
+        std::future::pending::<()>().await;
+    });
+    run_once(&lp);
+    task.cancel();
+    run_once(&lp);
+    assert!(task.cancelled());
+    assert!(matches!(task.take_result(), Err(Error::Cancelled)));
+    let c = calls.borrow();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0].message, "Exception while dropping a cancelled task");
+    assert!(matches!(&c[0].exception, Some(Error::Panic(m)) if m == "drop failed"));
+    drop(c);
     lp.close().unwrap();
 }
 
