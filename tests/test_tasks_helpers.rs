@@ -57,6 +57,23 @@ fn gather_returns_results_in_argument_order_whatever_the_completion_order() {
 }
 
 #[test]
+fn gather_inside_a_running_loop_starts_its_children_at_once() {
+    let (started_before_await, out) = run(async {
+        let log = new_log();
+        let l = log.clone();
+        let g = gather([Box::pin(async move {
+            push(&l, "child ran");
+            Ok(1)
+        }) as Child<i32>]);
+        asyncio::yield_now().await; // the gather itself was never polled
+        let started = log.borrow().len() == 1;
+        (started, g.await)
+    });
+    assert!(started_before_await, "children are tasks from the start");
+    assert_eq!(out.unwrap(), [1]);
+}
+
+#[test]
 fn gather_of_nothing_is_empty_at_once() {
     let (out, took) = run_timed(gather(Vec::<Child<u8>>::new()));
     assert!(out.unwrap().is_empty());
@@ -229,6 +246,31 @@ fn a_gather_made_outside_a_loop_starts_its_children_at_the_first_poll() {
     lp.close().unwrap();
 }
 
+#[test]
+fn a_panic_in_a_child_left_running_after_gather_returned_is_reported() {
+    let (lp, _clock) = EventLoop::with_test_clock().unwrap();
+    let calls = collect_handler_calls(&lp);
+    let r = run_on(&lp, async {
+        let r = gather([
+            Box::pin(async { Err(Error::value("first")) }) as Child<()>,
+            Box::pin(async {
+                sleep_s(2).await;
+                panic!("after the gather")
+            }),
+        ])
+        .await;
+        sleep_s(5).await;
+        r
+    });
+    assert!(matches!(r, Err(Error::Value(_))));
+    let c = calls.borrow();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0].message, "Task exception was never retrieved");
+    assert!(matches!(&c[0].exception, Some(Error::Panic(m)) if m == "after the gather"));
+    drop(c);
+    lp.close().unwrap();
+}
+
 // ----- shield --------------------------------------------------------------------------
 
 #[test]
@@ -303,6 +345,27 @@ fn a_shield_made_outside_a_loop_and_dropped_unpolled_never_runs() {
     drop(s);
     run_on(&lp, sleep_s(1));
     assert!(!ran.get());
+    lp.close().unwrap();
+}
+
+#[test]
+fn a_panic_in_a_shielded_task_after_the_shield_was_dropped_is_reported() {
+    let (lp, _clock) = EventLoop::with_test_clock().unwrap();
+    let calls = collect_handler_calls(&lp);
+    let r = run_on(&lp, async {
+        let s = shield(async {
+            sleep_s(2).await;
+            panic!("unwatched")
+        });
+        let r = asyncio::wait_for(s, Duration::from_secs(1)).await;
+        sleep_s(5).await;
+        r.map(|_| ())
+    });
+    assert!(matches!(r, Err(Error::Timeout)));
+    let c = calls.borrow();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0].message, "Task exception was never retrieved");
+    drop(c);
     lp.close().unwrap();
 }
 
@@ -564,6 +627,27 @@ fn as_completed_counts_its_timeout_from_the_call() {
         at, 3,
         "three seconds after as_completed(), not after next()"
     );
+}
+
+#[test]
+fn dropping_an_as_completed_next_loses_no_outcome() {
+    let seen = run(async {
+        let mut it = as_completed(vec![sleeper(2), sleeper(4)], None);
+        let mut seen = Vec::new();
+        // Give up on next() twice before anything finished, once more mid-way.
+        for _ in 0..2 {
+            let r = asyncio::wait_for(it.next(), Duration::from_millis(500)).await;
+            assert!(r.is_err());
+        }
+        seen.push(it.next().await.unwrap().unwrap());
+        let r = asyncio::wait_for(it.next(), Duration::from_millis(500)).await;
+        assert!(r.is_err());
+        sleep_s(5).await; // the second task finishes while nobody calls next()
+        seen.push(it.next().await.unwrap().unwrap());
+        assert!(it.next().await.is_none());
+        seen
+    });
+    assert_eq!(seen, [2, 4]);
 }
 
 #[test]

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Waker};
 use std::thread;
-use std::time::Duration;
 
 use asyncio::{EventLoop, Future};
 use support_tasks::*;
@@ -56,7 +55,8 @@ fn a_task_that_wakes_itself_during_its_poll_gets_exactly_one_more_step() {
             // Wake itself, several ways, while its own step runs.
             cx.waker().wake_by_ref();
             cx.waker().wake_by_ref();
-            cx.waker().clone().wake();
+            let owned = cx.waker().clone();
+            owned.wake(); // by value
         }
         Poll::<()>::Pending
     }));
@@ -176,7 +176,8 @@ fn wakes_from_eight_threads_finish_every_task() {
                     if i % 2 == 0 {
                         waker.wake_by_ref();
                     } else {
-                        waker.clone().wake();
+                        let owned = waker.clone();
+                        owned.wake(); // by value
                     }
                 }
             }));
