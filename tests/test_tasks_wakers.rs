@@ -187,14 +187,15 @@ fn wakes_from_eight_threads_finish_every_task() {
             tasks.push(asyncio::create_task(async move {
                 std::future::poll_fn(|cx| {
                     s.set(s.get() + 1);
+                    // Checked before the waker is handed over: the first poll is
+                    // always pending, and only the thread's wakes can finish the task.
+                    if counter.load(Ordering::Acquire) == WAKES {
+                        return Poll::Ready(());
+                    }
                     if let Some(tx) = tx.take() {
                         tx.send(cx.waker().clone()).unwrap();
                     }
-                    if counter.load(Ordering::Acquire) == WAKES {
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending
-                    }
+                    Poll::Pending
                 })
                 .await;
                 steps.get()
