@@ -423,9 +423,10 @@ impl EventLoop {
     }
 
     /// Schedule `f` to run `delay` from now (asyncio's `call_later()`); see
-    /// [`EventLoop::call_at`].
+    /// [`EventLoop::call_at`]. A delay too large for the clock (`Duration::MAX`) is put
+    /// about 30 years ahead.
     pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> Result<TimerHandle> {
-        let when = self.time() + delay;
+        let when = crate::clock::deadline_after(self.time(), delay);
         self.call_at(when, f)
     }
 

@@ -270,3 +270,33 @@ fn a_timeout_kept_after_its_inner_finished_holds_no_timer() {
     assert_eq!(after, before, "the deadline timer is still in the heap");
     assert!(!expired);
 }
+
+#[test]
+fn a_duration_too_large_for_the_clock_means_never_not_a_panic() {
+    // `Duration::MAX` is the natural "no deadline"; asyncio accepts `math.inf` too.
+    let out = run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        let forever = Duration::MAX;
+        let a = wait_for(async { 1 }, forever).await;
+        let b = timeout(forever, sleep_s(1)).await;
+        let c = wait_for(asyncio::sleep(forever), secs(2)).await;
+        let handle = lp.call_later(forever, || {}).map(|h| h.cancel());
+        let (done, pending) = asyncio::wait(
+            vec![asyncio::create_task(sleep_s(1))],
+            asyncio::ReturnWhen::AllCompleted,
+            Some(forever),
+        )
+        .await;
+        let mut it = asyncio::as_completed(vec![asyncio::create_task(sleep_s(1))], Some(forever));
+        let d = it.next().await;
+        (
+            a.unwrap(),
+            b.is_ok(),
+            c.is_err_and(|e| e.is_timeout()),
+            handle.is_ok(),
+            (done.len(), pending.len()),
+            matches!(d, Some(Ok(()))),
+        )
+    });
+    assert_eq!(out, (1, true, true, true, (1, 0), true));
+}
