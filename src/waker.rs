@@ -15,9 +15,9 @@
 //! (`Inner::waker_tag`), since registry slots are reused by later loops and every loop
 //! numbers its tasks from 1. A waker that outlives its task (or its loop) can
 //! therefore, once in 16 million slot reuses, wake an unrelated task: a spurious
-//! wake-up, which every Rust future must tolerate, never a lost or misdirected result. Tasks whose slab
-//! key does not fit, loops beyond the registry's capacity, and 32-bit targets fall back
-//! to the safe `Arc` waker in `tasks.rs`.
+//! wake-up, which every Rust future must tolerate, never a lost or misdirected result.
+//! Tasks whose slab key does not fit, loops beyond the registry's capacity, and 32-bit
+//! targets fall back to the safe `Arc` waker in `tasks.rs`.
 //!
 //! This is the crate's only `unsafe` code: one call to [`Waker::from_raw`].
 
