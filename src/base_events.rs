@@ -114,7 +114,8 @@ pub(crate) struct Remote {
 pub(crate) enum RemoteItem {
     /// Run this closure on the loop thread (`call_soon_threadsafe`).
     Call(Box<dyn FnOnce() + Send>),
-    /// Schedule the task in this slab slot, if it is still the task with this id.
+    /// Schedule the task in this slab slot, if it is still the task with this waker
+    /// tag (see `Inner::waker_tag`).
     Wake { key: usize, id: u64 },
 }
 
@@ -178,6 +179,10 @@ pub(crate) struct Inner {
     pub(crate) remote: Arc<Remote>,
     /// This loop's slot in the packed-waker registry (see `waker.rs`).
     pub(crate) waker_slot: Option<u16>,
+    /// Added to task ids in waker tags, so that a waker outliving its loop does not
+    /// match the task with the same id in a later loop that reuses the registry slot
+    /// (every loop numbers its tasks from 1).
+    waker_salt: u64,
     pub(crate) tasks: RefCell<Slab<Rc<dyn TaskRun>>>,
     pub(crate) task_counter: Cell<u64>,
     pub(crate) current_task: RefCell<Option<Rc<dyn TaskRun>>>,
@@ -257,6 +262,9 @@ impl EventLoop {
         let inner = Rc::new(Inner {
             id,
             waker_slot,
+            // The loop id scrambled (Fibonacci hashing): consecutive loops get far
+            // apart salts.
+            waker_salt: id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40,
             ready: RefCell::new(VecDeque::with_capacity(256)),
             timers: RefCell::new(BinaryHeap::new()),
             epoch: clock.now(),
@@ -415,9 +423,10 @@ impl EventLoop {
     }
 
     /// Schedule `f` to run `delay` from now (asyncio's `call_later()`); see
-    /// [`EventLoop::call_at`].
+    /// [`EventLoop::call_at`]. A delay too large for the clock (`Duration::MAX`) is put
+    /// about 30 years ahead.
     pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> Result<TimerHandle> {
-        let when = self.time() + delay;
+        let when = crate::clock::deadline_after(self.time(), delay);
         self.call_at(when, f)
     }
 
@@ -780,10 +789,17 @@ impl Inner {
         }
     }
 
-    /// Schedule the task in slab slot `key` if it is still the task `id`.
-    pub(crate) fn wake_task(&self, key: usize, id: u64) {
+    /// The tag that a waker of task `task_id` carries (see `waker_salt`).
+    #[inline]
+    pub(crate) fn waker_tag(&self, task_id: u64) -> u64 {
+        task_id.wrapping_add(self.waker_salt) & ID_MASK
+    }
+
+    /// Schedule the task in slab slot `key` if it is still the task whose waker tag is
+    /// `tag`.
+    pub(crate) fn wake_task(&self, key: usize, tag: u64) {
         let task = match self.tasks.borrow().get(key) {
-            Some(t) if t.header().id & ID_MASK == id & ID_MASK => t.clone(),
+            Some(t) if self.waker_tag(t.header().id) == tag & ID_MASK => t.clone(),
             _ => return,
         };
         self.schedule_task(task);

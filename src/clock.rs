@@ -13,6 +13,16 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+/// How far ahead a deadline too large for [`Instant`] is put: about 30 years, which no
+/// loop reaches, so `Duration::MAX` means "never" (asyncio accepts `math.inf`).
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
+/// `now + delay`, or [`FAR_FUTURE`] from now when that overflows `Instant` (adding a
+/// huge `Duration` to an `Instant` panics).
+pub(crate) fn deadline_after(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay).unwrap_or_else(|| now + FAR_FUTURE)
+}
+
 /// Where a loop reads the time from.
 #[derive(Clone)]
 pub(crate) enum Clock {

@@ -25,7 +25,10 @@ type Job = Box<dyn FnOnce() + Send>;
 
 struct Shared {
     rx: Mutex<mpsc::Receiver<Job>>,
+    /// Workers not running a job (waiting for the receiver or in `recv`).
     idle: AtomicUsize,
+    /// Jobs sent and not yet taken by a worker: each will use up an idle worker.
+    queued: AtomicUsize,
 }
 
 struct Pool {
@@ -64,22 +67,33 @@ impl Executor {
                 shared: Arc::new(Shared {
                     rx: Mutex::new(rx),
                     idle: AtomicUsize::new(0),
+                    queued: AtomicUsize::new(0),
                 }),
                 threads: 0,
                 max: (cores + 4).min(32),
             }
         });
-        if pool.shared.idle.load(Ordering::Acquire) == 0 && pool.threads < pool.max {
+        // A new thread unless an idle worker is left over once the jobs already queued
+        // are taken: an idle worker about to take a queued job is not free for this
+        // one. (Counting `queued` first and decrementing `idle` first in the worker
+        // makes every race err towards one thread too many, never one too few.)
+        let queued = pool.shared.queued.fetch_add(1, Ordering::AcqRel);
+        if pool.shared.idle.load(Ordering::Acquire) <= queued && pool.threads < pool.max {
             let shared = pool.shared.clone();
             let n = pool.threads;
-            thread::Builder::new()
+            let spawned = thread::Builder::new()
                 .name(format!("asyncio-executor-{n}"))
-                .spawn(move || worker(shared))?;
+                .spawn(move || worker(shared));
+            if let Err(e) = spawned {
+                pool.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                return Err(e.into());
+            }
             pool.threads += 1;
         }
-        pool.tx
-            .send(job)
-            .map_err(|_| Error::runtime("executor is shut down"))
+        pool.tx.send(job).map_err(|_| {
+            pool.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            Error::runtime("executor is shut down")
+        })
     }
 
     /// Stop accepting jobs; workers finish their current job and exit (not waited for).
@@ -90,18 +104,22 @@ impl Executor {
 
 fn worker(shared: Arc<Shared>) {
     loop {
+        // Idle from here, including while another idle worker holds the receiver.
+        shared.idle.fetch_add(1, Ordering::AcqRel);
         let job = {
             let rx = match shared.rx.lock() {
                 Ok(rx) => rx,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            shared.idle.fetch_add(1, Ordering::AcqRel);
-            let job = rx.recv();
-            shared.idle.fetch_sub(1, Ordering::AcqRel);
-            job
+            rx.recv()
         };
+        // Busy first, then the job leaves the queue (see `Executor::submit`).
+        shared.idle.fetch_sub(1, Ordering::AcqRel);
         match job {
-            Ok(job) => job(),
+            Ok(job) => {
+                shared.queued.fetch_sub(1, Ordering::AcqRel);
+                job()
+            }
             Err(_) => return,
         }
     }

@@ -74,7 +74,11 @@ impl GroupState {
     }
 
     /// Child `key` failed with `e` (asyncio's `_on_task_done` for an exception).
-    fn child_failed(&self, key: usize, e: Error) {
+    ///
+    /// The other children are cancelled through `call_soon`, as asyncio learns of the
+    /// failure in a done callback: siblings whose steps are already queued in this
+    /// iteration still run, and their failures are collected too.
+    fn child_failed(self: &Rc<Self>, key: usize, e: Error) {
         if self.finished.get() {
             // The group was dropped without waiting: nobody will see this error.
             if let Ok(lp) = crate::events::get_running_loop() {
@@ -87,7 +91,12 @@ impl GroupState {
         }
         self.errors.borrow_mut().push(e);
         if !self.aborting.replace(true) {
-            self.cancel_children(Some(key));
+            let st = self.clone();
+            let deferred = crate::events::get_running_loop()
+                .and_then(|lp| lp.call_soon(move || st.cancel_children(None)));
+            if deferred.is_err() {
+                self.cancel_children(Some(key));
+            }
         }
     }
 }
@@ -141,8 +150,11 @@ impl<T, F: StdFuture<Output = Result<T>>> StdFuture for CatchPanic<F> {
 ///   returns its [`Task<T>`]: awaiting it gives the child's `Ok` value or its error.
 /// * The first child to fail, by returning `Err` or by panicking, cancels every other
 ///   child still running, and from then on `create_task` refuses new tasks (it returns
-///   a task already failed with `"TaskGroup is shutting down"`). A child that is
-///   cancelled, or that returns `Err(Error::Cancelled)`, has not failed.
+///   a task already failed with `"TaskGroup is shutting down"`). The cancellation is
+///   scheduled with `call_soon`, as asyncio's done callback is: a sibling whose step
+///   was already queued in that iteration still runs, and if it fails too, both
+///   failures are reported. A child that is cancelled, or that returns
+///   `Err(Error::Cancelled)`, has not failed.
 /// * [`TaskGroup::wait`] waits until every child is done, then returns `Ok(())`, or
 ///   `Err(Error::Group(errors))` with every failure in the order they happened.
 /// * Dropping the group without waiting (or dropping the `wait` future, e.g. under a

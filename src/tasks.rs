@@ -122,10 +122,11 @@ pub(crate) trait TaskRun {
 }
 
 /// The fallback waker of one task (see `waker.rs` for the usual one): finds the task
-/// by its slab key and id.
+/// by its slab key and waker tag.
 struct TaskWaker {
     loop_id: u64,
     key: usize,
+    /// The task's waker tag (`Inner::waker_tag`).
     id: u64,
     remote: Arc<Remote>,
 }
@@ -247,8 +248,13 @@ impl<T: 'static> TaskRun for TaskCell<T> {
             return; // woken after completion: harmless
         }
         if h.has(MUST_CANCEL) {
+            // The drop is this step: destructors see the task as current, as asyncio's
+            // `finally:` blocks run inside the step that throws CancelledError.
             let old = self.set_stage(Stage::Taken);
-            if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(old))) {
+            let prev = lp.current_task.replace(Some(self.clone()));
+            let dropped = catch_unwind(AssertUnwindSafe(move || drop(old)));
+            *lp.current_task.borrow_mut() = prev;
+            if let Err(p) = dropped {
                 lp.call_exception_handler(
                     ExceptionContext::new("Exception while dropping a cancelled task")
                         .with_exception(Error::from_panic(p)),
@@ -400,14 +406,15 @@ impl EventLoop {
         let mut tasks = inner.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let key = entry.key();
+        let tag = inner.waker_tag(id);
         let waker = inner
             .waker_slot
-            .and_then(|slot| crate::waker::packed_waker(slot, key, id))
+            .and_then(|slot| crate::waker::packed_waker(slot, key, tag))
             .unwrap_or_else(|| {
                 Waker::from(Arc::new(TaskWaker {
                     loop_id: inner.id,
                     key,
-                    id,
+                    id: tag,
                     remote: inner.remote.clone(),
                 }))
             });

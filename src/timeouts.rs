@@ -18,7 +18,8 @@ use crate::tasks::{sleep, sleep_until, Sleep};
 /// The future returned by [`wait_for`], [`timeout`] and [`timeout_at`].
 pub struct Timeout<F> {
     inner: Option<Pin<Box<F>>>,
-    timer: Sleep,
+    /// The deadline; dropped (so its timer is cancelled) once the outcome is known.
+    timer: Option<Sleep>,
     immediate: bool,
     expired: bool,
 }
@@ -34,7 +35,7 @@ pub struct Timeout<F> {
 pub fn wait_for<F: StdFuture>(fut: F, delay: Duration) -> Timeout<F> {
     Timeout {
         inner: Some(Box::pin(fut)),
-        timer: sleep(delay),
+        timer: Some(sleep(delay)),
         immediate: delay.is_zero(),
         expired: false,
     }
@@ -50,7 +51,7 @@ pub fn timeout<F: StdFuture>(delay: Duration, fut: F) -> Timeout<F> {
 pub fn timeout_at<F: StdFuture>(when: Instant, fut: F) -> Timeout<F> {
     Timeout {
         inner: Some(Box::pin(fut)),
-        timer: sleep_until(when),
+        timer: Some(sleep_until(when)),
         immediate: false,
         expired: false,
     }
@@ -75,10 +76,17 @@ impl<F: StdFuture> StdFuture for Timeout<F> {
         };
         if let Poll::Ready(v) = inner.as_mut().poll(cx) {
             this.inner = None;
+            this.timer = None; // cancels the deadline's timer
             return Poll::Ready(Ok(v));
         }
-        if this.immediate || Pin::new(&mut this.timer).poll(cx).is_ready() {
+        let fired = match this.timer.as_mut() {
+            _ if this.immediate => true,
+            Some(t) => Pin::new(t).poll(cx).is_ready(),
+            None => true,
+        };
+        if fired {
             this.inner = None; // dropping is cancelling
+            this.timer = None;
             this.expired = true;
             return Poll::Ready(Err(Error::Timeout));
         }

@@ -11,11 +11,13 @@
 //! - anywhere else, the wake goes to the loop's thread-safe inbox, found through a
 //!   global registry of live loops (a mutex taken only on this slow path).
 //!
-//! Only 24 bits of the task id are kept. A waker that outlives its task can therefore,
-//! once in 16 million slot reuses, wake an unrelated task: a spurious wake-up, which
-//! every Rust future must tolerate, never a lost or misdirected result. Tasks whose slab
-//! key does not fit, loops beyond the registry's capacity, and 32-bit targets fall back
-//! to the safe `Arc` waker in `tasks.rs`.
+//! Only 24 bits of the task's tag are kept: its id plus a salt drawn from the loop's id
+//! (`Inner::waker_tag`), since registry slots are reused by later loops and every loop
+//! numbers its tasks from 1. A waker that outlives its task (or its loop) can
+//! therefore, once in 16 million slot reuses, wake an unrelated task: a spurious
+//! wake-up, which every Rust future must tolerate, never a lost or misdirected result.
+//! Tasks whose slab key does not fit, loops beyond the registry's capacity, and 32-bit
+//! targets fall back to the safe `Arc` waker in `tasks.rs`.
 //!
 //! This is the crate's only `unsafe` code: one call to [`Waker::from_raw`].
 
@@ -69,8 +71,8 @@ pub(crate) fn unregister_loop(slot: u16) {
     }
 }
 
-/// A packed waker for task `(key, id)` of the loop in registry slot `slot`, if the key
-/// fits.
+/// A packed waker for the task in slab slot `key` with waker tag `id` (see
+/// `Inner::waker_tag`) of the loop in registry slot `slot`, if the key fits.
 pub(crate) fn packed_waker(slot: u16, key: usize, id: u64) -> Option<Waker> {
     if key >= KEY_LIMIT || cfg!(not(target_pointer_width = "64")) {
         return None;

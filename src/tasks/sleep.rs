@@ -58,7 +58,8 @@ pub struct Sleep {
 /// The deadline is fixed at the first poll (when the `await` starts). A zero delay
 /// yields exactly one loop iteration: the task is re-queued at the back of the ready
 /// queue and resumes on the next iteration, letting everything already ready run first.
-/// Cancel-safe: dropping the sleep cancels its timer.
+/// Cancel-safe: dropping the sleep cancels its timer. A delay too large for the clock
+/// (`Duration::MAX`) is put about 30 years ahead: in practice, never.
 ///
 /// # Panics
 /// If polled outside a running asyncio loop (for example by another executor).
@@ -118,7 +119,7 @@ impl StdFuture for Sleep {
                 in_heap: Cell::new(false),
                 waker: RefCell::new(Some(cx.waker().clone())),
             });
-            let when = at.unwrap_or_else(|| lp.clock.now() + delay);
+            let when = at.unwrap_or_else(|| crate::clock::deadline_after(lp.clock.now(), delay));
             lp.push_timer(when, timer.clone());
             (timer, Rc::downgrade(lp))
         });

@@ -42,7 +42,7 @@ impl Deadline {
         let at = match (delay, start_now) {
             (Some(d), true) => crate::events::get_running_loop()
                 .ok()
-                .map(|lp| lp.time() + d),
+                .map(|lp| crate::clock::deadline_after(lp.time(), d)),
             _ => None,
         };
         Deadline {
@@ -68,7 +68,9 @@ impl Deadline {
                 self.expired = true;
                 return true;
             };
-            let at = *self.at.get_or_insert_with(|| lp.time() + delay);
+            let at = *self
+                .at
+                .get_or_insert_with(|| crate::clock::deadline_after(lp.time(), delay));
             self.timer = Some(sleep_until(at));
         }
         if let Some(t) = self.timer.as_mut() {
