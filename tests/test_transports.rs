@@ -36,26 +36,6 @@ async fn accepted_pair(
     (peer, t, p)
 }
 
-/// Write to `t` until something stays in its write buffer (the peer does not read).
-/// Returns how many bytes were written.
-fn stuff(t: &Rc<dyn Transport>) -> usize {
-    let chunk = vec![7u8; 256 * 1024];
-    let mut n = 0;
-    while t.get_write_buffer_size() == 0 {
-        assert!(n < 256 << 20, "the kernel took 256 MiB without buffering");
-        t.write(&chunk).unwrap();
-        n += chunk.len();
-    }
-    n
-}
-
-const PAUSED: Behaviour = Behaviour {
-    keep_open: false,
-    pause_in_made: true,
-    echo: false,
-    panic_on_data: false,
-};
-
 #[test]
 fn echo_round_trip_and_callback_order() {
     run(async {

@@ -58,6 +58,27 @@ impl Signal {
     }
 }
 
+/// A peer that never reads until told: `pause_reading()` in `connection_made`.
+pub const PAUSED: Behaviour = Behaviour {
+    keep_open: false,
+    pause_in_made: true,
+    echo: false,
+    panic_on_data: false,
+};
+
+/// Write to `t` until something stays in its write buffer (the peer does not read).
+/// Returns how many bytes were written.
+pub fn stuff(t: &Rc<dyn Transport>) -> usize {
+    let chunk = vec![7u8; 256 * 1024];
+    let mut n = 0;
+    while t.get_write_buffer_size() == 0 {
+        assert!(n < 256 << 20, "the kernel took 256 MiB without buffering");
+        t.write(&chunk).unwrap();
+        n += chunk.len();
+    }
+    n
+}
+
 /// What a [`Recorder`] does besides recording.
 #[derive(Default, Clone, Copy)]
 pub struct Behaviour {
@@ -290,6 +311,14 @@ pub fn recorder_factory(
 
 /// A TCP server on 127.0.0.1 whose connections get [`Recorder`]s that behave as `how`.
 pub async fn recorder_server(how: Behaviour) -> (Server, u16, Rc<Accepted>) {
+    recorder_server_opts(how, ServerOptions::default()).await
+}
+
+/// [`recorder_server`] with options.
+pub async fn recorder_server_opts(
+    how: Behaviour,
+    opts: ServerOptions,
+) -> (Server, u16, Rc<Accepted>) {
     let lp = asyncio::get_running_loop().unwrap();
     let acc = Rc::new(Accepted::default());
     let server = lp
@@ -297,7 +326,7 @@ pub async fn recorder_server(how: Behaviour) -> (Server, u16, Rc<Accepted>) {
             recorder_factory(&acc, move |_| how),
             Some("127.0.0.1"),
             0,
-            ServerOptions::default(),
+            opts,
         )
         .await
         .unwrap();
