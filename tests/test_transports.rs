@@ -4,7 +4,7 @@
 
 mod support_transports;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell, RefMut};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -12,7 +12,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use asyncio::transports::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
-use asyncio::{Address, ConnectOptions, Error, ExtraInfo, ServerOptions, Transport};
+use asyncio::{
+    Address, AnyProtocol, BaseProtocol, BufferedProtocol, ConnectOptions, Error, ExtraInfo,
+    ServerOptions, Transport,
+};
 use support_transports::*;
 
 /// A connected std socket (`peer`, which the test drives synchronously) and a transport
@@ -708,5 +711,119 @@ fn connect_accepted_socket_serves_a_tcp_connection() {
         drop(peer);
         p.wait_lost().await;
         assert_eq!(p.sequence(), ["made", "data", "eof", "lost"]);
+    });
+}
+
+/// A `BufferedProtocol` that lends a buffer of a fixed size and keeps what lands in it.
+#[derive(Default)]
+struct Lender {
+    buf: RefCell<Vec<u8>>,
+    got: RefCell<Vec<u8>>,
+    events: RefCell<Vec<&'static str>>,
+    lost: RefCell<Option<Option<Error>>>,
+    signal: Signal,
+}
+
+impl Lender {
+    fn new(size: usize) -> Lender {
+        Lender {
+            buf: RefCell::new(vec![0; size]),
+            ..Default::default()
+        }
+    }
+
+    fn push(&self, e: &'static str) {
+        self.events.borrow_mut().push(e);
+        self.signal.notify();
+    }
+}
+
+impl BaseProtocol for Lender {
+    fn connection_made(&self, _t: Rc<dyn Transport>) {
+        self.push("made");
+    }
+    fn connection_lost(&self, exc: Option<Error>) {
+        *self.lost.borrow_mut() = Some(exc);
+        self.push("lost");
+    }
+}
+
+impl BufferedProtocol for Lender {
+    fn get_buffer(&self, _sizehint: usize) -> RefMut<'_, [u8]> {
+        RefMut::map(self.buf.borrow_mut(), |v| &mut v[..])
+    }
+    fn buffer_updated(&self, nbytes: usize) {
+        assert!(nbytes > 0);
+        self.got
+            .borrow_mut()
+            .extend_from_slice(&self.buf.borrow()[..nbytes]);
+        if self.events.borrow().last() != Some(&"data") {
+            self.push("data");
+        }
+    }
+    fn eof_received(&self) -> bool {
+        self.push("eof");
+        false
+    }
+}
+
+/// A transport for a [`Lender`] over a connection whose peer ran `before`; the result of
+/// `connect_accepted_socket_with` (an error if the connection died while starting).
+async fn lender_pair(
+    size: usize,
+    before: impl FnOnce(&mut TcpStream),
+) -> (TcpStream, Rc<Lender>, asyncio::Result<()>) {
+    let lp = asyncio::get_running_loop().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (ours, _) = l.accept().unwrap();
+    before(&mut peer);
+    let p = Rc::new(Lender::new(size));
+    let p2 = p.clone();
+    let r = lp
+        .connect_accepted_socket_with(move || AnyProtocol::Buffered(p2), ours)
+        .await
+        .map(|_| ());
+    (peer, p, r)
+}
+
+#[test]
+fn a_buffered_protocol_receives_everything_through_its_own_buffer() {
+    run(async {
+        let data = pattern(100_001);
+        let (mut peer, p, r) = lender_pair(7, |_| {}).await;
+        r.unwrap();
+        spin(3).await; // idle, waiting for an edge
+                       // A 7-byte buffer: many reads, and a short one at the end right before the EOF,
+                       // which arrives in the same edge.
+        peer.write_all(&data).unwrap();
+        peer.shutdown(Shutdown::Write).unwrap();
+        p.signal.until(|| p.lost.borrow().is_some()).await;
+        assert_eq!(*p.events.borrow(), ["made", "data", "eof", "lost"]);
+        assert!(*p.got.borrow() == data);
+        assert!(p.lost.borrow().as_ref().unwrap().is_none());
+    });
+}
+
+#[test]
+fn an_empty_buffer_from_get_buffer_is_fatal() {
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        let reports = capture_reports(&lp);
+        let (_peer, p, r) = lender_pair(0, |peer| peer.write_all(b"x").unwrap()).await;
+        // The first read runs before the creation returns, so the creation fails too.
+        let want = "RuntimeError: get_buffer() returned an empty buffer";
+        assert_eq!(r.unwrap_err().to_string(), want);
+        p.signal.until(|| p.lost.borrow().is_some()).await;
+        assert_eq!(*p.events.borrow(), ["made", "lost"]);
+        match &*p.lost.borrow() {
+            Some(Some(e)) => assert_eq!(e.to_string(), want),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(reports.borrow().len(), 1);
+        assert_eq!(
+            reports.borrow()[0].0,
+            "Fatal error: protocol.get_buffer() call failed."
+        );
     });
 }
