@@ -1,19 +1,23 @@
-//! Servers over loopback TCP (CPython's `test_server.py`, and the accept path of
-//! `test_selector_events.py`): the lifecycle (`is_serving`, `close`, `wait_closed`,
-//! `close_clients`, `abort_clients`, `serve_forever`, `start_serving`), accepting
-//! (backlog, a failing factory, running out of descriptors), and many clients at once.
+//! Servers and connections over loopback TCP (`src/server.rs`; CPython's
+//! `test_server.py`, the accept path of `test_selector_events.py` and the
+//! `create_connection` cases of `test_base_events.py`): the server lifecycle
+//! (`is_serving`, `close`, `wait_closed`, `close_clients`, `abort_clients`,
+//! `serve_forever`, `start_serving`), accepting (backlog, a failing factory, running out
+//! of descriptors), many clients at once, and connecting (errors, timeout, local_addr,
+//! cancellation).
 
 mod support_transports;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use asyncio::server::ACCEPT_RETRY_DELAY;
-use asyncio::{AnyProtocol, Error, ServerOptions};
+use asyncio::{AnyProtocol, ConnectOptions, Error, ServerOptions};
 use support_transports::*;
 
 const ECHO: Behaviour = Behaviour {
@@ -459,6 +463,200 @@ fn two_thousand_concurrent_clients_are_served() {
         }
         server.close();
         server.wait_closed().await.unwrap();
+    });
+}
+
+// ----- connecting (create_connection) -------------------------------------------------
+
+#[test]
+fn connecting_to_a_freed_port_is_refused() {
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        let port = freed_port();
+        let e = err_of(
+            lp.create_connection(
+                Recorder::default,
+                "127.0.0.1",
+                port,
+                ConnectOptions::default(),
+            )
+            .await,
+        );
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+        let prefix = format!("Connect call failed 127.0.0.1:{port}: ");
+        assert!(e.to_string().starts_with(&prefix), "{e}");
+    });
+}
+
+#[test]
+fn a_failure_on_every_address_follows_asyncios_rule() {
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        let port = freed_port();
+        let addrs = lp.getaddrinfo("localhost", port).await.unwrap();
+        let e = err_of(
+            lp.create_connection(
+                Recorder::default,
+                "localhost",
+                port,
+                ConnectOptions::default(),
+            )
+            .await,
+        );
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+        let msg = e.to_string();
+        if addrs.len() == 1 {
+            // One address: its error as is.
+            let prefix = format!("Connect call failed {}: ", addrs[0]);
+            assert!(msg.starts_with(&prefix), "{msg}");
+        } else {
+            // Several with different messages: every one listed.
+            assert!(msg.starts_with("Multiple exceptions: "), "{msg}");
+            for a in &addrs {
+                assert!(msg.contains(&format!("Connect call failed {a}: ")), "{msg}");
+            }
+        }
+    });
+}
+
+#[test]
+fn connect_options_timeout_bounds_a_connect_that_hangs() {
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        // A listener whose accept queue (backlog 0: one connection) is full drops SYNs.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        // SAFETY: a valid listening fd.
+        assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+        let port = l.local_addr().unwrap().port();
+        let _filler = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut pfd = libc::pollfd {
+            fd: l.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd. Readable = the filler sits in the accept queue.
+        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 2000) }, 1);
+        let opts = ConnectOptions {
+            timeout: Some(Duration::from_millis(200)),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let e = err_of(
+            lp.create_connection(Recorder::default, "127.0.0.1", port, opts)
+                .await,
+        );
+        assert!(matches!(e, Error::Timeout), "{e:?}");
+        let dt = t0.elapsed();
+        assert!(
+            dt >= Duration::from_millis(200) && dt < Duration::from_secs(2),
+            "{dt:?}"
+        );
+        // A timeout that is long enough changes nothing.
+        let (server, port, _acc) = recorder_server(Behaviour::default()).await;
+        let opts = ConnectOptions {
+            timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        };
+        lp.create_connection(Recorder::default, "127.0.0.1", port, opts)
+            .await
+            .unwrap();
+        server.close();
+    });
+}
+
+#[test]
+fn local_addr_is_limited_to_what_the_kernel_picks() {
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        let (server, port, _acc) = recorder_server(ECHO).await;
+        let with = |a: &str| ConnectOptions {
+            local_addr: Some(a.parse().unwrap()),
+            ..Default::default()
+        };
+        for ok in ["127.0.0.1:0", "0.0.0.0:0"] {
+            let (t, _p) = lp
+                .create_connection(Recorder::default, "127.0.0.1", port, with(ok))
+                .await
+                .unwrap();
+            t.close();
+        }
+        // A fixed port, or an address the kernel would not pick, cannot be honoured
+        // without binding before connect (which std and mio cannot do).
+        for bad in ["127.0.0.1:5555", "127.0.0.2:0"] {
+            let r = lp
+                .create_connection(Recorder::default, "127.0.0.1", port, with(bad))
+                .await;
+            assert!(matches!(err_of(r), Error::Value(_)), "{bad}");
+        }
+        server.close();
+    });
+}
+
+#[test]
+fn cancelling_create_connection_while_the_transport_starts_closes_it() {
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        let (server, port, acc) = recorder_server(ECHO).await;
+        let me: Rc<RefCell<Option<asyncio::TaskRef>>> = Default::default();
+        let made: Rc<RefCell<Option<Rc<Recorder>>>> = Default::default();
+        let (me2, made2) = (me.clone(), made.clone());
+        let task = asyncio::create_task(async move {
+            let factory = move || {
+                let p = Rc::new(Recorder::default());
+                *made2.borrow_mut() = Some(p.clone());
+                // The socket is connected; cancel before connection_made has run.
+                me2.borrow().as_ref().unwrap().cancel();
+                AnyProtocol::Stream(p)
+            };
+            lp.create_connection_with(factory, "127.0.0.1", port, Default::default())
+                .await
+                .map(|_| ())
+        });
+        *me.borrow_mut() = Some(task.task_ref());
+        assert!(matches!(task.await, Err(Error::Cancelled)));
+        let p = made.borrow().clone().expect("the factory ran");
+        p.wait_lost().await;
+        assert_eq!(p.sequence(), ["made", "lost"]);
+        let s = acc.nth(0).await;
+        s.wait_lost().await;
+        assert_eq!(s.sequence(), ["made", "eof", "lost"]);
+        server.close();
+        server.wait_closed().await.unwrap();
+    });
+}
+
+#[test]
+fn ipv6_loopback_serves_too() {
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        let r = lp
+            .create_server(
+                || Recorder::new(ECHO),
+                Some("::1"),
+                0,
+                ServerOptions::default(),
+            )
+            .await;
+        let server = match r {
+            Ok(s) => s,
+            Err(e) => {
+                println!("SKIPPED ipv6_loopback_serves_too: no IPv6 loopback ({e})");
+                return;
+            }
+        };
+        let port = port_of(&server);
+        let (t, p) = lp
+            .create_connection(Recorder::default, "::1", port, Default::default())
+            .await
+            .unwrap();
+        let want: std::net::SocketAddr = format!("[::1]:{port}").parse().unwrap();
+        assert_eq!(
+            t.get_extra_info("peername"),
+            Some(asyncio::ExtraInfo::Address(asyncio::Address::Inet(want)))
+        );
+        t.write(b"six").unwrap();
+        p.wait_bytes(3).await;
+        server.close();
     });
 }
 

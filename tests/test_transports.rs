@@ -1,20 +1,20 @@
 //! The socket transport over real loopback TCP (CPython's `test_selector_events.py`
 //! transport cases, `test_events.py` protocol ordering): callback order, flow control
-//! in both directions, half-close, abort, errors.
+//! in both directions, half-close, close and abort, resets, protocol panics, extra info,
+//! buffered protocols. (Connecting and its errors are in `test_server.rs`, with the rest
+//! of `src/server.rs`.)
 
 mod support_transports;
 
 use std::cell::{Cell, RefCell, RefMut};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
 use asyncio::transports::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
 use asyncio::{
-    Address, AnyProtocol, BaseProtocol, BufferedProtocol, ConnectOptions, Error, ExtraInfo,
-    ServerOptions, Transport,
+    Address, AnyProtocol, BaseProtocol, BufferedProtocol, Error, ExtraInfo, ServerOptions,
+    Transport,
 };
 use support_transports::*;
 
@@ -510,99 +510,21 @@ fn peer_reset_gives_connection_lost_with_connection_reset() {
 }
 
 #[test]
-fn connecting_to_a_freed_port_is_refused() {
-    run(async {
-        let lp = asyncio::get_running_loop().unwrap();
-        let port = freed_port();
-        let e = err_of(
-            lp.create_connection(
-                Recorder::default,
-                "127.0.0.1",
-                port,
-                ConnectOptions::default(),
-            )
-            .await,
-        );
-        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
-        let prefix = format!("Connect call failed 127.0.0.1:{port}: ");
-        assert!(e.to_string().starts_with(&prefix), "{e}");
-    });
-}
-
-#[test]
-fn a_failure_on_every_address_follows_asyncios_rule() {
-    run(async {
-        let lp = asyncio::get_running_loop().unwrap();
-        let port = freed_port();
-        let addrs = lp.getaddrinfo("localhost", port).await.unwrap();
-        let e = err_of(
-            lp.create_connection(
-                Recorder::default,
-                "localhost",
-                port,
-                ConnectOptions::default(),
-            )
-            .await,
-        );
-        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
-        let msg = e.to_string();
-        if addrs.len() == 1 {
-            // One address: its error as is.
-            let prefix = format!("Connect call failed {}: ", addrs[0]);
-            assert!(msg.starts_with(&prefix), "{msg}");
-        } else {
-            // Several with different messages: every one listed.
-            assert!(msg.starts_with("Multiple exceptions: "), "{msg}");
-            for a in &addrs {
-                assert!(msg.contains(&format!("Connect call failed {a}: ")), "{msg}");
-            }
-        }
-    });
-}
-
-#[test]
-fn connect_options_timeout_bounds_a_connect_that_hangs() {
-    run(async {
-        let lp = asyncio::get_running_loop().unwrap();
-        // A listener whose accept queue (backlog 0: one connection) is full drops SYNs.
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        // SAFETY: a valid listening fd.
-        assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
-        let port = l.local_addr().unwrap().port();
-        let _filler = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let mut pfd = libc::pollfd {
-            fd: l.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one live pollfd. Readable = the filler sits in the accept queue.
-        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 2000) }, 1);
-        let opts = ConnectOptions {
-            timeout: Some(Duration::from_millis(200)),
+fn closing_the_loop_releases_open_connections() {
+    let (p, s) = run(async {
+        let (_server, port, acc) = recorder_server(Behaviour {
+            echo: true,
             ..Default::default()
-        };
-        let t0 = Instant::now();
-        let e = err_of(
-            lp.create_connection(Recorder::default, "127.0.0.1", port, opts)
-                .await,
-        );
-        assert!(matches!(e, Error::Timeout), "{e:?}");
-        let dt = t0.elapsed();
-        assert!(
-            dt >= Duration::from_millis(200) && dt < Duration::from_secs(2),
-            "{dt:?}"
-        );
-        // A timeout that is long enough changes nothing.
-        let (server, port, _acc) = recorder_server(Behaviour::default()).await;
-        let opts = ConnectOptions {
-            timeout: Some(Duration::from_secs(5)),
-            ..Default::default()
-        };
-        lp.create_connection(Recorder::default, "127.0.0.1", port, opts)
-            .await
-            .unwrap();
-        server.close();
+        })
+        .await;
+        let (t, p) = client(port, Behaviour::default()).await;
+        t.write(b"x").unwrap();
+        p.wait_bytes(1).await;
+        (p, acc.nth(0).await)
     });
+    // The loop closed with both ends open: no transport <-> protocol cycle is left.
+    assert_eq!(Rc::strong_count(&p), 1);
+    assert_eq!(Rc::strong_count(&s), 1);
 }
 
 #[test]
