@@ -749,3 +749,82 @@ fn an_empty_buffer_from_get_buffer_is_fatal() {
         );
     });
 }
+
+/// Counts `data_received` calls per loop iteration (a ticker task advances `tick` once
+/// per iteration).
+#[derive(Default)]
+struct PerTick {
+    tick: Rc<Cell<usize>>,
+    calls: RefCell<std::collections::BTreeMap<usize, usize>>,
+    bytes: Cell<usize>,
+    signal: Signal,
+}
+
+impl BaseProtocol for PerTick {}
+
+impl asyncio::Protocol for PerTick {
+    fn data_received(&self, data: &[u8]) {
+        *self.calls.borrow_mut().entry(self.tick.get()).or_default() += 1;
+        self.bytes.set(self.bytes.get() + data.len());
+        self.signal.notify();
+    }
+}
+
+#[test]
+fn a_fast_peer_gets_at_most_four_reads_per_iteration() {
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        peer.set_nonblocking(true).unwrap();
+        set_sndbuf(&peer, 8 << 20);
+        let tick = Rc::new(Cell::new(0usize));
+        let tk = tick.clone();
+        let (t, p) = lp
+            .connect_accepted_socket(
+                move || PerTick {
+                    tick: tk,
+                    ..Default::default()
+                },
+                ours,
+            )
+            .await
+            .unwrap();
+        // Several MiB wait in the socket while reading is paused.
+        t.pause_reading();
+        let chunk = vec![5u8; 64 << 10];
+        let mut sent = 0;
+        while sent < 4 << 20 {
+            match peer.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(sent >= 3 << 20, "the socket took only {sent} bytes");
+        // Each iteration: one more byte (a fresh readiness edge) and one tick.
+        let sent = Rc::new(Cell::new(sent));
+        let (tk, s2) = (tick.clone(), sent.clone());
+        let ticker = asyncio::create_task(async move {
+            for _ in 0..200 {
+                tk.set(tk.get() + 1);
+                if peer.write(b"+").is_ok() {
+                    s2.set(s2.get() + 1);
+                }
+                asyncio::yield_now().await;
+            }
+            peer
+        });
+        t.resume_reading();
+        let _peer = ticker.await.unwrap();
+        p.signal.until(|| p.bytes.get() == sent.get()).await;
+        let calls = p.calls.borrow();
+        let most = calls.values().max().copied().unwrap_or(0);
+        // MAX_READS_PER_EVENT, then the transport yields to the rest of the loop,
+        // whatever new edges arrive meanwhile.
+        let first: Vec<_> = calls.iter().take(4).collect();
+        assert!(
+            most <= 4,
+            "{most} reads of one transport in one iteration: {first:?}"
+        );
+    });
+}

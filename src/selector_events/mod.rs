@@ -60,6 +60,9 @@ pub(crate) const READ_CLOSED: u8 = 4;
 pub(crate) const WRITE_CLOSED: u8 = 8;
 /// The socket has a pending error.
 pub(crate) const ERROR: u8 = 16;
+/// Not from the poll: a transport re-queued its own read step (fairness, or
+/// `resume_reading`).
+pub(crate) const REQUEUED: u8 = 32;
 
 /// Something that wants to hear about readiness of a registered source: a transport, a
 /// listening server, or an [`IoWaiter`].

@@ -47,7 +47,7 @@ use std::rc::{Rc, Weak};
 use mio::event::Source;
 use mio::Interest;
 
-use super::{IoHandler, ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED};
+use super::{IoHandler, ERROR, READABLE, READ_CLOSED, REQUEUED, WRITABLE, WRITE_CLOSED};
 use crate::base_events::{EventLoop, Inner, Ready};
 use crate::events::ExceptionContext;
 use crate::exceptions::{Error, Result};
@@ -200,6 +200,9 @@ impl Flags {
     /// longer means the socket is drained, since the EOF (or error) that is still to
     /// be read makes no new edge.
     const PEER_CLOSED: u16 = 1024;
+    /// A read step is queued (`queue_read`): readiness events leave reading to it, so
+    /// one transport never has two read chains in the ready queue.
+    const READ_QUEUED: u16 = 2048;
 }
 
 /// A TCP or Unix socket transport. Shared as `Rc`: the loop's registry, the protocol
@@ -383,10 +386,15 @@ impl<S: StreamSocket> SocketTransport<S> {
     }
 
     /// Queue a read step behind the other ready work (fairness, or `resume_reading`).
+    /// At most one is queued at a time.
     fn queue_read(&self) {
+        if self.has(Flags::READ_QUEUED) {
+            return;
+        }
         if let Some(lp) = self.lp.upgrade() {
             if !lp.is_closed() {
-                lp.push_ready(Ready::Io(self.token.get(), READABLE));
+                self.set(Flags::READ_QUEUED, true);
+                lp.push_ready(Ready::Io(self.token.get(), READABLE | REQUEUED));
             }
         }
     }
@@ -830,7 +838,12 @@ impl<S: StreamSocket> IoHandler for SocketTransport<S> {
             // to the EOF.
             self.set(Flags::PEER_CLOSED, true);
         }
-        if bits & (READABLE | READ_CLOSED | ERROR) != 0 {
+        if bits & REQUEUED != 0 {
+            self.set(Flags::READ_QUEUED, false);
+            self.read_ready();
+        } else if bits & (READABLE | READ_CLOSED | ERROR) != 0 && !self.has(Flags::READ_QUEUED) {
+            // With a read step already queued, that step reads what this edge announced;
+            // a second chain would double this transport's share of the iteration.
             self.read_ready();
         }
         if bits & (WRITABLE | WRITE_CLOSED | ERROR) != 0 && !self.buffer.borrow().is_empty() {

@@ -400,6 +400,27 @@ pub fn set_linger_zero(s: &impl AsRawFd) {
     );
 }
 
+/// Ask for a send buffer of `bytes` (`SO_SNDBUF`; the kernel caps it at `wmem_max`).
+pub fn set_sndbuf(s: &impl AsRawFd, bytes: usize) {
+    let v = bytes as libc::c_int;
+    // SAFETY: a valid fd and a pointer to a live c_int of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            &v as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setsockopt(SO_SNDBUF): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
 /// (soft, hard) `RLIMIT_NOFILE`.
 pub fn nofile_limits() -> (u64, u64) {
     let mut r = libc::rlimit {
