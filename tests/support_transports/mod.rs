@@ -422,6 +422,7 @@ pub fn set_sndbuf(s: &impl AsRawFd, bytes: usize) {
 }
 
 /// (soft, hard) `RLIMIT_NOFILE`.
+#[allow(clippy::useless_conversion)] // rlim_t is u64 here, but not on every target
 pub fn nofile_limits() -> (u64, u64) {
     let mut r = libc::rlimit {
         rlim_cur: 0,
@@ -429,7 +430,7 @@ pub fn nofile_limits() -> (u64, u64) {
     };
     // SAFETY: a pointer to a live `rlimit`.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) }, 0);
-    (r.rlim_cur as u64, r.rlim_max as u64)
+    (r.rlim_cur.into(), r.rlim_max.into())
 }
 
 /// Set the soft `RLIMIT_NOFILE` (the hard limit is left alone).
