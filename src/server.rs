@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use std::rc::Rc;
-//! use asyncio::{BaseProtocol, EventLoop, Protocol, Transport, WriteTransport};
+//! use asyncio::{BaseProtocol, Protocol, Transport};
 //! use asyncio::server::{ConnectOptions, ServerOptions};
 //!
 //! struct Echo(std::cell::RefCell<Option<Rc<dyn Transport>>>);
@@ -30,7 +30,7 @@
 //!         .await?;
 //!     transport.close();
 //!     server.close();
-//!     asyncio::Result::Ok(())
+//!     Ok::<(), asyncio::Error>(())
 //! }).unwrap().unwrap();
 //! ```
 //!
