@@ -21,7 +21,9 @@
 //! one 256 KiB buffer shared by all transports of the thread (asyncio's
 //! `max_size`), so an idle connection holds no read buffer at all. At most
 //! [`MAX_READS_PER_EVENT`] reads run per event; after that the transport re-queues
-//! itself behind the other ready work, so one fast peer cannot starve the rest.
+//! itself behind the other ready work, so one fast peer cannot starve the rest. Only one
+//! such step is queued at a time: a readiness event that arrives meanwhile leaves the
+//! reading to it, so a transport never reads more than that per loop iteration.
 //!
 //! # Writing: try first, buffer the rest
 //!
