@@ -6,16 +6,13 @@
 
 mod support_transports;
 
-use std::cell::{Cell, RefCell, RefMut};
+use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::rc::Rc;
 
 use asyncio::transports::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
-use asyncio::{
-    Address, AnyProtocol, BaseProtocol, BufferedProtocol, Error, ExtraInfo, ServerOptions,
-    Transport,
-};
+use asyncio::{Address, AnyProtocol, BaseProtocol, Error, ExtraInfo, ServerOptions, Transport};
 use support_transports::*;
 
 /// A connected std socket (`peer`, which the test drives synchronously) and a transport
@@ -637,59 +634,6 @@ fn connect_accepted_socket_serves_a_tcp_connection() {
         p.wait_lost().await;
         assert_eq!(p.sequence(), ["made", "data", "eof", "lost"]);
     });
-}
-
-/// A `BufferedProtocol` that lends a buffer of a fixed size and keeps what lands in it.
-#[derive(Default)]
-struct Lender {
-    buf: RefCell<Vec<u8>>,
-    got: RefCell<Vec<u8>>,
-    events: RefCell<Vec<&'static str>>,
-    lost: RefCell<Option<Option<Error>>>,
-    signal: Signal,
-}
-
-impl Lender {
-    fn new(size: usize) -> Lender {
-        Lender {
-            buf: RefCell::new(vec![0; size]),
-            ..Default::default()
-        }
-    }
-
-    fn push(&self, e: &'static str) {
-        self.events.borrow_mut().push(e);
-        self.signal.notify();
-    }
-}
-
-impl BaseProtocol for Lender {
-    fn connection_made(&self, _t: Rc<dyn Transport>) {
-        self.push("made");
-    }
-    fn connection_lost(&self, exc: Option<Error>) {
-        *self.lost.borrow_mut() = Some(exc);
-        self.push("lost");
-    }
-}
-
-impl BufferedProtocol for Lender {
-    fn get_buffer(&self, _sizehint: usize) -> RefMut<'_, [u8]> {
-        RefMut::map(self.buf.borrow_mut(), |v| &mut v[..])
-    }
-    fn buffer_updated(&self, nbytes: usize) {
-        assert!(nbytes > 0);
-        self.got
-            .borrow_mut()
-            .extend_from_slice(&self.buf.borrow()[..nbytes]);
-        if self.events.borrow().last() != Some(&"data") {
-            self.push("data");
-        }
-    }
-    fn eof_received(&self) -> bool {
-        self.push("eof");
-        false
-    }
 }
 
 /// A transport for a [`Lender`] over a connection whose peer ran `before`; the result of

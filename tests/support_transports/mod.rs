@@ -3,15 +3,15 @@
 //! time.
 #![allow(dead_code)]
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::future::Future as StdFuture;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
 use asyncio::{
-    AnyProtocol, BaseProtocol, ConnectOptions, Error, EventLoop, Future, Protocol, Server,
-    ServerOptions, Transport,
+    AnyProtocol, BaseProtocol, BufferedProtocol, ConnectOptions, Error, EventLoop, Future,
+    Protocol, Server, ServerOptions, Transport,
 };
 
 /// Every test is bounded: a bug fails the test instead of hanging it.
@@ -494,5 +494,58 @@ pub fn err_of<T>(r: asyncio::Result<T>) -> Error {
     match r {
         Ok(_) => panic!("expected an error, got a success"),
         Err(e) => e,
+    }
+}
+
+/// A `BufferedProtocol` that lends a buffer of a fixed size and keeps what lands in it.
+#[derive(Default)]
+pub struct Lender {
+    pub buf: RefCell<Vec<u8>>,
+    pub got: RefCell<Vec<u8>>,
+    pub events: RefCell<Vec<&'static str>>,
+    pub lost: RefCell<Option<Option<Error>>>,
+    pub signal: Signal,
+}
+
+impl Lender {
+    pub fn new(size: usize) -> Lender {
+        Lender {
+            buf: RefCell::new(vec![0; size]),
+            ..Default::default()
+        }
+    }
+
+    fn push(&self, e: &'static str) {
+        self.events.borrow_mut().push(e);
+        self.signal.notify();
+    }
+}
+
+impl BaseProtocol for Lender {
+    fn connection_made(&self, _t: Rc<dyn Transport>) {
+        self.push("made");
+    }
+    fn connection_lost(&self, exc: Option<Error>) {
+        *self.lost.borrow_mut() = Some(exc);
+        self.push("lost");
+    }
+}
+
+impl BufferedProtocol for Lender {
+    fn get_buffer(&self, _sizehint: usize) -> RefMut<'_, [u8]> {
+        RefMut::map(self.buf.borrow_mut(), |v| &mut v[..])
+    }
+    fn buffer_updated(&self, nbytes: usize) {
+        assert!(nbytes > 0);
+        self.got
+            .borrow_mut()
+            .extend_from_slice(&self.buf.borrow()[..nbytes]);
+        if self.events.borrow().last() != Some(&"data") {
+            self.push("data");
+        }
+    }
+    fn eof_received(&self) -> bool {
+        self.push("eof");
+        false
     }
 }
