@@ -62,7 +62,7 @@ use crate::exceptions::{Error, Result};
 use crate::futures::Future;
 use crate::protocols::{BufferedProtocol, Protocol};
 use crate::selector_events::transport::{unix_address, SocketTransport, StreamSocket};
-use crate::selector_events::{AsyncSocket, IoHandler, READABLE};
+use crate::selector_events::{AsyncSocket, IoHandler, READABLE, REQUEUED};
 use crate::transports::{Address, Transport};
 
 /// asyncio's `ACCEPT_RETRY_DELAY`: how long a server stops accepting after running out
@@ -108,8 +108,8 @@ pub struct ConnectOptions {
 /// (asyncio's keyword arguments of the same names).
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// asyncio's `backlog` (default 100): how many connections one readiness event may
-    /// accept before the server yields to other work. The kernel's listen queue is
+    /// asyncio's `backlog` (default 100): how many connections a listening socket
+    /// accepts per loop iteration before it yields to other work. The kernel's listen queue is
     /// std's fixed 128 (std and mio have no way to pass a backlog to `listen`).
     pub backlog: u32,
     /// asyncio's `reuse_address` (default `true`, as on POSIX). std's listener always
@@ -308,6 +308,9 @@ struct Listener {
     server: RefCell<Option<Rc<ServerInner>>>,
     /// Out of descriptors: waiting for the retry timer (reported once per episode).
     starved: Cell<bool>,
+    /// An accept round is queued (after `backlog` accepts): readiness events leave
+    /// accepting to it, so one listener never has two rounds per iteration.
+    round_queued: Cell<bool>,
 }
 
 pub(crate) struct ServerInner {
@@ -433,6 +436,7 @@ impl Listener {
             token: Cell::new(None),
             server: RefCell::new(None),
             starved: Cell::new(false),
+            round_queued: Cell::new(false),
         })
     }
 
@@ -456,6 +460,8 @@ impl Listener {
 
     /// Deregister from the loop (asyncio's `_stop_serving` / `remove_reader`).
     fn stop(&self, lp: &EventLoop) {
+        // A queued round dies with the registration (its token goes stale).
+        self.round_queued.set(false);
         let Some(token) = self.token.take() else {
             return;
         };
@@ -509,7 +515,8 @@ impl Listener {
         // backlog connections accepted: more may be pending, and no new edge will say
         // so. Come back after the other ready work.
         if let Some(token) = self.token.get() {
-            lp.push_ready(Ready::Io(token, READABLE));
+            self.round_queued.set(true);
+            lp.push_ready(Ready::Io(token, READABLE | REQUEUED));
         }
     }
 
@@ -578,7 +585,13 @@ impl ServerInner {
 }
 
 impl IoHandler for Listener {
-    fn on_ready(self: Rc<Self>, lp: &Rc<Inner>, _bits: u8) {
+    fn on_ready(self: Rc<Self>, lp: &Rc<Inner>, bits: u8) {
+        if bits & REQUEUED != 0 {
+            self.round_queued.set(false);
+        } else if self.round_queued.get() {
+            // The queued round accepts what this edge announced.
+            return;
+        }
         self.accept_ready(lp);
     }
 

@@ -60,6 +60,9 @@ pub(crate) const READ_CLOSED: u8 = 4;
 pub(crate) const WRITE_CLOSED: u8 = 8;
 /// The socket has a pending error.
 pub(crate) const ERROR: u8 = 16;
+/// Not from the poll: a transport re-queued its own read step (fairness, or
+/// `resume_reading`).
+pub(crate) const REQUEUED: u8 = 32;
 
 /// Something that wants to hear about readiness of a registered source: a transport, a
 /// listening server, or an [`IoWaiter`].
@@ -264,7 +267,13 @@ impl Inner {
                 }
             }
             Target::Fd(r, w) => {
-                for cb in [r, w].into_iter().flatten() {
+                for (write, cb) in [(false, r), (true, w)] {
+                    let Some(cb) = cb else { continue };
+                    // The reader may have removed or replaced the writer: asyncio
+                    // cancels a removed callback's handle, so it is not called.
+                    if !self.is_fd_callback(key, gen, write, &cb) {
+                        continue;
+                    }
                     if let Err(p) = catch_unwind(AssertUnwindSafe(|| cb())) {
                         self.call_exception_handler(
                             ExceptionContext::new("Exception in callback")
@@ -274,6 +283,20 @@ impl Inner {
                 }
                 self.rearm_fd(key, gen);
             }
+        }
+    }
+
+    /// Whether `cb` is still the reader (or writer) of the registration `key`/`gen`.
+    fn is_fd_callback(&self, key: usize, gen: u32, write: bool, cb: &Rc<dyn Fn()>) -> bool {
+        match self.io.slots.borrow().get(key) {
+            Some(Slot {
+                gen: g,
+                kind: SlotKind::Fd { reader, writer, .. },
+            }) if *g == gen => {
+                let current = if write { writer } else { reader };
+                current.as_ref().is_some_and(|c| Rc::ptr_eq(c, cb))
+            }
+            _ => false,
         }
     }
 
@@ -378,9 +401,7 @@ impl Inner {
                 let (reader, writer) = match &mut slot.kind {
                     SlotKind::Fd { reader, writer, .. } => (reader, writer),
                     SlotKind::Handler { handler, .. } => {
-                        if cb.is_none() {
-                            return Ok(false);
-                        }
+                        // Adding and removing alike (asyncio's `_ensure_fd_no_transport`).
                         return Err(Error::runtime(format!(
                             "File descriptor {fd} is used by {}",
                             handler.describe()
@@ -477,13 +498,14 @@ impl EventLoop {
     }
 
     /// Stop watching `fd` for reading (asyncio's `remove_reader()`). Returns whether a
-    /// reader was registered.
+    /// reader was registered. Errors, as asyncio does, if a transport (or a server or an
+    /// [`AsyncSocket`]) owns the fd.
     pub fn remove_reader(&self, fd: RawFd) -> Result<bool> {
         self.inner.set_fd_callback(fd, false, None)
     }
 
     /// Stop watching `fd` for writing (asyncio's `remove_writer()`). Returns whether a
-    /// writer was registered.
+    /// writer was registered. Errors like [`EventLoop::remove_reader`].
     pub fn remove_writer(&self, fd: RawFd) -> Result<bool> {
         self.inner.set_fd_callback(fd, true, None)
     }

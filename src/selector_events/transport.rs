@@ -14,11 +14,16 @@
 //! mio reports readiness once per edge. On a readable event the transport reads until
 //! the socket is drained: until `WouldBlock`, or until a *short read* (fewer bytes than
 //! the buffer holds means the receive queue is empty, so the extra read that could only
-//! return `EAGAIN` is skipped; a later arrival makes a new edge). Every read goes into
+//! return `EAGAIN` is skipped; a later arrival makes a new edge). The exception is a
+//! peer that closed: data and FIN that arrive before one poll make a single edge, so
+//! once an event has said "read-closed" the transport reads on past short reads until
+//! it sees the EOF (or `WouldBlock`). Every read goes into
 //! one 256 KiB buffer shared by all transports of the thread (asyncio's
 //! `max_size`), so an idle connection holds no read buffer at all. At most
 //! [`MAX_READS_PER_EVENT`] reads run per event; after that the transport re-queues
-//! itself behind the other ready work, so one fast peer cannot starve the rest.
+//! itself behind the other ready work, so one fast peer cannot starve the rest. Only one
+//! such step is queued at a time: a readiness event that arrives meanwhile leaves the
+//! reading to it, so a transport never reads more than that per loop iteration.
 //!
 //! # Writing: try first, buffer the rest
 //!
@@ -44,7 +49,7 @@ use std::rc::{Rc, Weak};
 use mio::event::Source;
 use mio::Interest;
 
-use super::{IoHandler, ERROR, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED};
+use super::{IoHandler, ERROR, READABLE, READ_CLOSED, REQUEUED, WRITABLE, WRITE_CLOSED};
 use crate::base_events::{EventLoop, Inner, Ready};
 use crate::events::ExceptionContext;
 use crate::exceptions::{Error, Result};
@@ -193,6 +198,13 @@ impl Flags {
     const LOST_CALLED: u16 = 256;
     /// A fatal error ended the connection (the creation waiter then fails).
     const FATAL: u16 = 512;
+    /// An event said the peer closed (or the socket has an error): a short read no
+    /// longer means the socket is drained, since the EOF (or error) that is still to
+    /// be read makes no new edge.
+    const PEER_CLOSED: u16 = 1024;
+    /// A read step is queued (`queue_read`): readiness events leave reading to it, so
+    /// one transport never has two read chains in the ready queue.
+    const READ_QUEUED: u16 = 2048;
 }
 
 /// A TCP or Unix socket transport. Shared as `Rc`: the loop's registry, the protocol
@@ -376,10 +388,15 @@ impl<S: StreamSocket> SocketTransport<S> {
     }
 
     /// Queue a read step behind the other ready work (fairness, or `resume_reading`).
+    /// At most one is queued at a time.
     fn queue_read(&self) {
+        if self.has(Flags::READ_QUEUED) {
+            return;
+        }
         if let Some(lp) = self.lp.upgrade() {
             if !lp.is_closed() {
-                lp.push_ready(Ready::Io(self.token.get(), READABLE));
+                self.set(Flags::READ_QUEUED, true);
+                lp.push_ready(Ready::Io(self.token.get(), READABLE | REQUEUED));
             }
         }
     }
@@ -437,7 +454,7 @@ impl<S: StreamSocket> SocketTransport<S> {
                 );
                 return;
             }
-            if n < MAX_SIZE || !self.can_read() {
+            if (n < MAX_SIZE && !self.has(Flags::PEER_CLOSED)) || !self.can_read() {
                 // A short read drained the socket; or the protocol paused or closed.
                 break;
             }
@@ -493,7 +510,7 @@ impl<S: StreamSocket> SocketTransport<S> {
                 );
                 return;
             }
-            if n < len || !self.can_read() {
+            if (n < len && !self.has(Flags::PEER_CLOSED)) || !self.can_read() {
                 return;
             }
             if i + 1 == MAX_READS_PER_EVENT {
@@ -818,7 +835,17 @@ impl<S: StreamSocket> SocketTransport<S> {
 
 impl<S: StreamSocket> IoHandler for SocketTransport<S> {
     fn on_ready(self: Rc<Self>, _lp: &Rc<Inner>, bits: u8) {
-        if bits & (READABLE | READ_CLOSED | ERROR) != 0 {
+        if bits & (READ_CLOSED | ERROR) != 0 {
+            // Remembered even while reading is paused: resume_reading() must read on
+            // to the EOF.
+            self.set(Flags::PEER_CLOSED, true);
+        }
+        if bits & REQUEUED != 0 {
+            self.set(Flags::READ_QUEUED, false);
+            self.read_ready();
+        } else if bits & (READABLE | READ_CLOSED | ERROR) != 0 && !self.has(Flags::READ_QUEUED) {
+            // With a read step already queued, that step reads what this edge announced;
+            // a second chain would double this transport's share of the iteration.
             self.read_ready();
         }
         if bits & (WRITABLE | WRITE_CLOSED | ERROR) != 0 && !self.buffer.borrow().is_empty() {
