@@ -14,7 +14,10 @@
 //! mio reports readiness once per edge. On a readable event the transport reads until
 //! the socket is drained: until `WouldBlock`, or until a *short read* (fewer bytes than
 //! the buffer holds means the receive queue is empty, so the extra read that could only
-//! return `EAGAIN` is skipped; a later arrival makes a new edge). Every read goes into
+//! return `EAGAIN` is skipped; a later arrival makes a new edge). A short read is not
+//! trusted once an event reported the peer's FIN or an error: that edge has been
+//! consumed, and the FIN (or the error) sits behind the data, so reading goes on until
+//! `recv` returns 0, the error or `WouldBlock`. Every read goes into
 //! one 256 KiB buffer shared by all transports of the thread (asyncio's
 //! `max_size`), so an idle connection holds no read buffer at all. At most
 //! [`MAX_READS_PER_EVENT`] reads run per event; after that the transport re-queues
@@ -193,6 +196,9 @@ impl Flags {
     const LOST_CALLED: u16 = 256;
     /// A fatal error ended the connection (the creation waiter then fails).
     const FATAL: u16 = 512;
+    /// An event reported the peer's FIN or a socket error (`READ_CLOSED` / `ERROR`):
+    /// no new edge will come for it, so a short read no longer means "drained".
+    const PEER_CLOSED: u16 = 1024;
 }
 
 /// A TCP or Unix socket transport. Shared as `Rc`: the loop's registry, the protocol
@@ -437,7 +443,7 @@ impl<S: StreamSocket> SocketTransport<S> {
                 );
                 return;
             }
-            if n < MAX_SIZE || !self.can_read() {
+            if (n < MAX_SIZE && !self.has(Flags::PEER_CLOSED)) || !self.can_read() {
                 // A short read drained the socket; or the protocol paused or closed.
                 break;
             }
@@ -493,7 +499,7 @@ impl<S: StreamSocket> SocketTransport<S> {
                 );
                 return;
             }
-            if n < len || !self.can_read() {
+            if (n < len && !self.has(Flags::PEER_CLOSED)) || !self.can_read() {
                 return;
             }
             if i + 1 == MAX_READS_PER_EVENT {
@@ -818,6 +824,11 @@ impl<S: StreamSocket> SocketTransport<S> {
 
 impl<S: StreamSocket> IoHandler for SocketTransport<S> {
     fn on_ready(self: Rc<Self>, _lp: &Rc<Inner>, bits: u8) {
+        if bits & (READ_CLOSED | ERROR) != 0 {
+            // Sticky: the FIN or error may be read only after data still queued, by
+            // a later read step (after a pause, or the per-event read cap).
+            self.set(Flags::PEER_CLOSED, true);
+        }
         if bits & (READABLE | READ_CLOSED | ERROR) != 0 {
             self.read_ready();
         }
