@@ -280,54 +280,82 @@ fn read_flow_control_pauses_the_socket_and_keeps_the_buffer_bounded() {
 
 #[test]
 fn drain_bounds_the_write_buffer_against_a_peer_that_does_not_read() {
-    const TOTAL: usize = 8 << 20;
-    const CHUNK: usize = 64 * 1024;
     run(async {
         let (server, acc) = handover_server(asyncio::streams::DEFAULT_LIMIT).await;
         let port = port_of(&server);
         let (_cr, cw) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
-        let cw = Rc::new(cw);
-        let (mut sr, sw) = acc.next().await;
-        let written = Rc::new(Cell::new(0usize));
-        let max_buf = Rc::new(Cell::new(0usize));
-        let (w, wr, mb) = (cw.clone(), written.clone(), max_buf.clone());
-        let writer = asyncio::create_task(async move {
-            let data = pattern(TOTAL);
-            for c in data.chunks(CHUNK) {
-                w.write(c).unwrap();
-                let size = w.transport().get_write_buffer_size();
-                mb.set(mb.get().max(size));
-                w.drain().await.unwrap();
-                wr.set(wr.get() + c.len());
-            }
-            w.close();
-            w.wait_closed().await.unwrap();
-        });
-        let t = cw.transport().clone();
-        eventually("the writer blocks in drain", || {
-            t.get_write_buffer_size() > HIGH
-        })
-        .await;
-        let stuck = written.get();
-        idle(30).await;
-        assert_eq!(written.get(), stuck, "drain holds the writer back");
-        assert!(stuck < TOTAL, "the kernel cannot take 8 MB");
-        assert!(!writer.done());
-        let m = max_buf.get();
-        assert!(m <= HIGH + CHUNK, "write buffer {m} > high + chunk");
-
-        // The peer reads now: every byte arrives, in order.
-        let got = sr.read_to_end().await.unwrap();
-        assert_eq!(got.len(), TOTAL);
-        assert!(got == pattern(TOTAL), "data corrupted");
-        writer.await.unwrap();
-        let m = max_buf.get();
-        assert!(m <= HIGH + CHUNK, "write buffer {m} > high + chunk");
-        sw.close();
-        sw.wait_closed().await.unwrap();
+        let (sr, sw) = acc.next().await;
+        drain_against_a_silent_peer(cw, sr, &sw).await;
         server.close();
         server.wait_closed().await.unwrap();
     });
+}
+
+#[test]
+fn unix_drain_bounds_the_write_buffer_against_a_peer_that_does_not_read() {
+    let dir = TempDir::new("drain");
+    let path = dir.path("d.sock");
+    run(async move {
+        let (server, acc) = handover_unix_server(&path).await;
+        let (_cr, cw) = asyncio::open_unix_connection(&path).await.unwrap();
+        let (sr, sw) = acc.next().await;
+        drain_against_a_silent_peer(cw, sr, &sw).await;
+        server.close();
+        server.wait_closed().await.unwrap();
+    });
+}
+
+/// Write 8 MB in 64 KiB chunks with `drain()` after each while the peer does not
+/// read: the write buffer stays under high-water + one chunk and the writer is held
+/// back; then the peer reads everything, intact.
+async fn drain_against_a_silent_peer(
+    cw: StreamWriter,
+    mut sr: asyncio::StreamReader,
+    sw: &StreamWriter,
+) {
+    const TOTAL: usize = 8 << 20;
+    const CHUNK: usize = 64 * 1024;
+    let cw = Rc::new(cw);
+    let written = Rc::new(Cell::new(0usize));
+    let max_buf = Rc::new(Cell::new(0usize));
+    let (w, wr, mb) = (cw.clone(), written.clone(), max_buf.clone());
+    let writer = asyncio::create_task(async move {
+        let data = pattern(TOTAL);
+        for c in data.chunks(CHUNK) {
+            w.write(c).unwrap();
+            let size = w.transport().get_write_buffer_size();
+            mb.set(mb.get().max(size));
+            w.drain().await.unwrap();
+            wr.set(wr.get() + c.len());
+        }
+        w.close();
+        w.wait_closed().await.unwrap();
+    });
+    let t = cw.transport().clone();
+    let peer = sw.transport().clone();
+    eventually("the peer stops reading and the writer blocks in drain", || {
+        !peer.is_reading() && t.get_write_buffer_size() > HIGH
+    })
+    .await;
+    // Sends already in flight may still land; after that nothing moves.
+    idle(30).await;
+    let stuck = written.get();
+    idle(30).await;
+    assert_eq!(written.get(), stuck, "drain holds the writer back");
+    assert!(stuck < TOTAL, "the kernel cannot take 8 MB");
+    assert!(!writer.done());
+    let m = max_buf.get();
+    assert!(m <= HIGH + CHUNK, "write buffer {m} > high + chunk");
+
+    // The peer reads now: every byte arrives, in order.
+    let got = sr.read_to_end().await.unwrap();
+    assert_eq!(got.len(), TOTAL);
+    assert!(got == pattern(TOTAL), "data corrupted");
+    writer.await.unwrap();
+    let m = max_buf.get();
+    assert!(m <= HIGH + CHUNK, "write buffer {m} > high + chunk");
+    sw.close();
+    sw.wait_closed().await.unwrap();
 }
 
 /// Fill `w`'s write buffer over its high-water mark against a peer that does not

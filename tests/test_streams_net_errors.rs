@@ -95,6 +95,34 @@ fn write_drain_loop_after_peer_disconnect_ends_with_an_error() {
 }
 
 #[test]
+fn unix_write_drain_loop_after_peer_disconnect_ends_with_an_error() {
+    let dir = TempDir::new("gone");
+    let path = dir.path("g.sock");
+    run(async move {
+        let (server, acc) = handover_unix_server(&path).await;
+        let (_r, w) = asyncio::open_unix_connection(&path).await.unwrap();
+        let (sr, sw) = acc.next().await;
+        // The peer goes away without reading.
+        sw.transport().abort();
+        drop((sr, sw));
+        let chunk = [b'u'; 1024];
+        let mut outcome = None;
+        for i in 0..10_000 {
+            w.write(&chunk).unwrap();
+            if let Err(e) = w.drain().await {
+                outcome = Some((i, e));
+                break;
+            }
+        }
+        let (i, e) = outcome.expect("the loop must end with an error, not spin");
+        assert!(is_connection_error(&e), "iteration {i}: {e}");
+        assert!(w.is_closing());
+        server.close();
+        server.wait_closed().await.unwrap();
+    });
+}
+
+#[test]
 fn peer_reset_fails_reads_wait_closed_and_drain() {
     run(async {
         let (l, port) = std_listener();
