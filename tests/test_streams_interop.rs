@@ -25,7 +25,10 @@ const CHILD_LIMIT: Duration = Duration::from_secs(8);
 /// Whether `python3` with asyncio is available; prints a visible SKIPPED line if not.
 fn python3_or_skip(test: &str) -> bool {
     let ok = Command::new("python3")
-        .args(["-c", "import asyncio, sys; sys.exit(0 if sys.version_info >= (3, 8) else 1)"])
+        .args([
+            "-c",
+            "import asyncio, sys; sys.exit(0 if sys.version_info >= (3, 8) else 1)",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

@@ -333,9 +333,10 @@ async fn drain_against_a_silent_peer(
     });
     let t = cw.transport().clone();
     let peer = sw.transport().clone();
-    eventually("the peer stops reading and the writer blocks in drain", || {
-        !peer.is_reading() && t.get_write_buffer_size() > HIGH
-    })
+    eventually(
+        "the peer stops reading and the writer blocks in drain",
+        || !peer.is_reading() && t.get_write_buffer_size() > HIGH,
+    )
     .await;
     // Sends already in flight may still land; after that nothing moves.
     idle(30).await;
@@ -374,6 +375,30 @@ async fn blocked_drainers(w: &Rc<StreamWriter>, n: usize) -> Rc<RefCell<Vec<Resu
     idle(20).await;
     assert!(out.borrow().is_empty(), "drainers wait while paused");
     out
+}
+
+#[test]
+fn writelines_pauses_writing_and_drain_waits() {
+    run(async {
+        let (server, acc) = handover_server(asyncio::streams::DEFAULT_LIMIT).await;
+        let port = port_of(&server);
+        let (_cr, cw) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
+        let (mut sr, sw) = acc.next().await;
+        // asyncio 3.12-3.13.0 forgot to pause in writelines (gh-127655).
+        let data = pattern(8 << 20);
+        let parts: Vec<&[u8]> = data.chunks(100_000).collect();
+        cw.writelines(&parts).unwrap();
+        assert!(cw.transport().get_write_buffer_size() > HIGH);
+        let r = asyncio::wait_for(cw.drain(), Duration::from_millis(30)).await;
+        assert!(matches!(r, Err(Error::Timeout)), "drain waits: {r:?}");
+        cw.close();
+        let got = sr.read_to_end().await.unwrap();
+        assert!(got == data, "data corrupted");
+        cw.wait_closed().await.unwrap();
+        sw.close();
+        server.close();
+        server.wait_closed().await.unwrap();
+    });
 }
 
 #[test]
