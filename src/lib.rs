@@ -83,6 +83,7 @@
 //! | `open_connection(host, port, limit=.., **kwds)` | [`open_connection_with`]`(host, port, limit, ConnectOptions)` (and `start_server_with`, ...) | no keyword arguments |
 //! | `StreamWriter.__del__` warns `ResourceWarning` and closes | `Drop` logs a warning and closes; after the loop closed it only logs | no garbage collector; `Drop` never panics |
 //! | `len(reader._buffer)` | [`StreamReader::buffered`] | handy, and public |
+//! | `BufferedProtocol`: `get_buffer` / `buffer_updated` | also [`BufferedProtocol::buffer_unused`]: the lent buffer got nothing (the transport's read found no data) | a protocol can free a buffer it allocated on demand, so an idle connection holds none |
 //! | TLS (`ssl=`, `start_tls`) | not provided | the crate depends on mio, slab and log only |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!

@@ -93,6 +93,13 @@ pub trait BufferedProtocol: BaseProtocol {
     /// `nbytes` bytes were written at the start of the last buffer lent.
     fn buffer_updated(&self, nbytes: usize);
 
+    /// The buffer lent by the last [`BufferedProtocol::get_buffer`] received nothing:
+    /// the socket had no data after all (`WouldBlock`), or was gone; `buffer_updated`
+    /// is not called. A protocol that allocated the buffer on demand may free it here,
+    /// so an idle connection holds none. Rust-only (asyncio allocates nothing it would
+    /// keep); the default does nothing.
+    fn buffer_unused(&self) {}
+
     /// As [`Protocol::eof_received`].
     fn eof_received(&self) -> bool {
         false

@@ -487,13 +487,19 @@ impl<S: StreamSocket> SocketTransport<S> {
                     );
                     return;
                 }
-                Ok(Ok(None)) => return,
+                Ok(Ok(None)) => {
+                    self.lent_buffer_unused(p);
+                    return;
+                }
                 Ok(Ok(Some((0, _)))) => {
                     self.read_eof();
                     return;
                 }
                 Ok(Ok(Some(r))) => r,
-                Ok(Err(Error::Io(e))) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Ok(Err(Error::Io(e))) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.lent_buffer_unused(p);
+                    return;
+                }
                 Ok(Err(Error::Io(e))) => {
                     self.fatal_error(e.into(), "Fatal read error on socket transport");
                     return;
@@ -516,6 +522,16 @@ impl<S: StreamSocket> SocketTransport<S> {
             if i + 1 == MAX_READS_PER_EVENT {
                 self.queue_read();
             }
+        }
+    }
+
+    /// A buffer lent by `get_buffer` got nothing: tell the protocol, which may free it.
+    fn lent_buffer_unused(&self, p: &dyn crate::protocols::BufferedProtocol) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| p.buffer_unused())) {
+            self.fatal_error(
+                Error::from_panic(payload),
+                "Fatal error: protocol.buffer_unused() call failed.",
+            );
         }
     }
 

@@ -199,7 +199,9 @@ impl ByteBuf {
     }
 
     /// Room to read into (the zero-copy path: `get_buffer`). At least 4 KiB; twice the
-    /// last room, up to 256 KiB, when the last read filled it.
+    /// last room, up to 256 KiB, when the last read filled it. Never more than 256 KiB
+    /// (asyncio's `max_size`), even when the storage has more spare: one read must not
+    /// overshoot the reader's pause threshold by more than that.
     pub(crate) fn room(&mut self) -> &mut [u8] {
         let need = if self.filled {
             (self.lent * 2).clamp(MIN_ROOM, MAX_ROOM)
@@ -207,8 +209,9 @@ impl ByteBuf {
             MIN_ROOM
         };
         self.reserve(need);
-        self.lent = self.data.len() - self.end;
-        &mut self.data[self.end..]
+        let end = self.data.len().min(self.end + MAX_ROOM);
+        self.lent = end - self.end;
+        &mut self.data[self.end..end]
     }
 
     /// `n` bytes were written at the start of the last [`ByteBuf::room`].
@@ -372,6 +375,21 @@ mod tests {
         // The last read filled its room: the next room is at least twice as large.
         assert!(b.room().len() >= (2 * n).min(MAX_ROOM));
         assert_eq!(&b.as_slice()[..3], b"abc");
+    }
+
+    #[test]
+    fn room_never_exceeds_max_room() {
+        let mut b = ByteBuf::default();
+        // Grow the storage far beyond MAX_ROOM, then empty most of it.
+        b.extend(&vec![7u8; 4 * MAX_ROOM]);
+        b.consume(4 * MAX_ROOM - 1);
+        for _ in 0..8 {
+            let n = b.room().len();
+            assert!(n <= MAX_ROOM, "lent {n}");
+            b.room()[..n].fill(1);
+            b.commit(n);
+            assert!(b.room().len() <= MAX_ROOM);
+        }
     }
 
     #[test]

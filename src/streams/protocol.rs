@@ -241,6 +241,13 @@ impl BufferedProtocol for StreamReaderProtocol {
         self.reader.commit(nbytes);
     }
 
+    /// The transport found nothing to read: an empty reader gives its storage back,
+    /// so an idle connection holds no read buffer (the transport reads speculatively
+    /// when reading starts or resumes, and that read usually finds nothing).
+    fn buffer_unused(&self) {
+        self.reader.release_if_empty();
+    }
+
     fn eof_received(&self) -> bool {
         self.eof()
     }

@@ -160,6 +160,12 @@ impl ReaderInner {
         flow.apply();
     }
 
+    /// The last [`ReaderInner::room`] got nothing: free the storage if no byte is
+    /// buffered.
+    pub(crate) fn release_if_empty(&self) {
+        self.state.borrow_mut().buf.release_if_empty();
+    }
+
     /// `feed_eof`: no more data will come; wake the reader. Idempotent.
     pub(crate) fn feed_eof(&self) {
         let waker = {
