@@ -152,3 +152,33 @@ pub use streams::{
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The book in `docs/`: every chapter's Rust blocks are compiled and run as doc tests
+/// (`tests/test_docs.rs` checks that each chapter is included here).
+#[cfg(doctest)]
+pub mod book {
+    #[doc = include_str!("../docs/README.md")]
+    pub struct Introduction;
+    #[doc = include_str!("../docs/01-the-map.md")]
+    pub struct Ch01TheMap;
+    #[doc = include_str!("../docs/02-the-loop.md")]
+    pub struct Ch02TheLoop;
+    #[doc = include_str!("../docs/03-handles-and-timers.md")]
+    pub struct Ch03HandlesAndTimers;
+    #[doc = include_str!("../docs/04-futures.md")]
+    pub struct Ch04Futures;
+    #[doc = include_str!("../docs/05-tasks-and-wakers.md")]
+    pub struct Ch05TasksAndWakers;
+    #[doc = include_str!("../docs/06-the-selector.md")]
+    pub struct Ch06TheSelector;
+    #[doc = include_str!("../docs/07-transports-and-protocols.md")]
+    pub struct Ch07TransportsAndProtocols;
+    #[doc = include_str!("../docs/08-streams.md")]
+    pub struct Ch08Streams;
+    #[doc = include_str!("../docs/09-servers.md")]
+    pub struct Ch09Servers;
+    #[doc = include_str!("../docs/10-differences.md")]
+    pub struct Ch10Differences;
+    #[doc = include_str!("../docs/11-performance.md")]
+    pub struct Ch11Performance;
+}

@@ -491,6 +491,9 @@ impl Listener {
             };
             match accepted {
                 Ok(conn) => {
+                    if lp.is_debug() {
+                        log::trace!(target: "asyncio", "    accept on {}: a new connection", self.describe());
+                    }
                     self.starved.set(false);
                     server.new_client(conn);
                 }

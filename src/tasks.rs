@@ -432,6 +432,9 @@ impl EventLoop {
         });
         entry.insert(cell.clone());
         drop(tasks);
+        if inner.is_debug() {
+            log::trace!(target: "asyncio", "    create Task-{id} (first step queued)");
+        }
         inner.push_ready(Ready::Task(cell.clone()));
         Task { cell }
     }

@@ -347,6 +347,9 @@ impl<S: StreamSocket> SocketTransport<S> {
             return;
         }
         self.set(Flags::CONNECTED, true);
+        if self.debug() {
+            log::trace!(target: "asyncio", "    {self:?}: protocol.connection_made()");
+        }
         let me: Rc<dyn Transport> = self.clone();
         self.call_protocol(
             "Fatal error: protocol.connection_made() call failed.",
@@ -359,10 +362,14 @@ impl<S: StreamSocket> SocketTransport<S> {
 
     fn start_reading_step(self: Rc<Self>) {
         self.set(Flags::READING, true);
+        let debug = self.debug();
+        if debug {
+            log::trace!(target: "asyncio", "    {self:?}: start reading (one read at once)");
+        }
         // Data may have arrived before reading started; its edge was ignored, so try
         // a read now. If the protocol paused reading inside connection_made, this does
         // nothing and resume_reading() will read.
-        self.read_ready();
+        self.read_ready(debug);
     }
 
     fn resolve_waiter_step(self: Rc<Self>) {
@@ -401,7 +408,9 @@ impl<S: StreamSocket> SocketTransport<S> {
         }
     }
 
-    fn read_ready(&self) {
+    /// Read what the socket has, as far as the rules allow (see the module docs).
+    /// `debug`: narrate each read (the loop's debug mode, read once by the caller).
+    fn read_ready(&self, debug: bool) {
         if !self.can_read() {
             return;
         }
@@ -410,8 +419,31 @@ impl<S: StreamSocket> SocketTransport<S> {
             None => return,
         };
         match proto {
-            AnyProtocol::Stream(p) => self.read_data_received(&*p),
-            AnyProtocol::Buffered(p) => self.read_buffer_updated(&*p),
+            AnyProtocol::Stream(p) => self.read_data_received(&*p, debug),
+            AnyProtocol::Buffered(p) => self.read_buffer_updated(&*p, debug),
+        }
+    }
+
+    /// Debug narration of one `recv` (only called in debug mode).
+    fn narrate_read(&self, r: &io::Result<usize>, room: usize) {
+        match r {
+            Ok(0) => log::trace!(target: "asyncio", "    recv on fd {}: 0 bytes (EOF)", self.fd),
+            Ok(n) if *n < room => log::trace!(
+                target: "asyncio",
+                "    recv on fd {}: {n} bytes into {room} bytes of room (a short read: drained)",
+                self.fd
+            ),
+            Ok(n) => log::trace!(
+                target: "asyncio",
+                "    recv on fd {}: {n} bytes, the room is full (read again)",
+                self.fd
+            ),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => log::trace!(
+                target: "asyncio",
+                "    recv on fd {}: WouldBlock (drained)",
+                self.fd
+            ),
+            Err(e) => log::trace!(target: "asyncio", "    recv on fd {}: {e}", self.fd),
         }
     }
 
@@ -427,10 +459,16 @@ impl<S: StreamSocket> SocketTransport<S> {
         }
     }
 
-    fn read_data_received(&self, p: &dyn crate::protocols::Protocol) {
+    fn read_data_received(&self, p: &dyn crate::protocols::Protocol, debug: bool) {
         let mut buf = take_read_buf();
         for i in 0..MAX_READS_PER_EVENT {
-            let n = match self.recv(&mut buf) {
+            let r = self.recv(&mut buf);
+            if debug {
+                if let Some(r) = &r {
+                    self.narrate_read(r, buf.len());
+                }
+            }
+            let n = match r {
                 None => break,
                 Some(Ok(0)) => {
                     put_read_buf(buf);
@@ -465,7 +503,7 @@ impl<S: StreamSocket> SocketTransport<S> {
         put_read_buf(buf);
     }
 
-    fn read_buffer_updated(&self, p: &dyn crate::protocols::BufferedProtocol) {
+    fn read_buffer_updated(&self, p: &dyn crate::protocols::BufferedProtocol, debug: bool) {
         for i in 0..MAX_READS_PER_EVENT {
             let got = catch_unwind(AssertUnwindSafe(|| {
                 let mut buf = p.get_buffer(0);
@@ -473,7 +511,13 @@ impl<S: StreamSocket> SocketTransport<S> {
                     return Err(Error::runtime("get_buffer() returned an empty buffer"));
                 }
                 let len = buf.len();
-                match self.recv(&mut buf) {
+                let r = self.recv(&mut buf);
+                if debug {
+                    if let Some(r) = &r {
+                        self.narrate_read(r, len);
+                    }
+                }
+                match r {
                     None => Ok(None),
                     Some(Ok(n)) => Ok(Some((n, len))),
                     Some(Err(e)) => Err(Error::Io(e)),
@@ -600,22 +644,47 @@ impl<S: StreamSocket> SocketTransport<S> {
         if total == 0 {
             return Ok(());
         }
-        if self.conn_lost.get() > 0 || self.lp.upgrade().is_none_or(|l| l.is_closed()) {
-            let n = self.conn_lost.get();
-            if n >= LOG_THRESHOLD_FOR_CONNLOST_WRITES {
-                log::warn!(target: "asyncio", "socket.send() raised exception.");
+        let debug = match self.lp.upgrade() {
+            Some(lp) if self.conn_lost.get() == 0 && !lp.is_closed() => lp.is_debug(),
+            _ => {
+                let n = self.conn_lost.get();
+                if n >= LOG_THRESHOLD_FOR_CONNLOST_WRITES {
+                    log::warn!(target: "asyncio", "socket.send() raised exception.");
+                }
+                self.conn_lost.set(n.saturating_add(1).max(1));
+                return Ok(());
             }
-            self.conn_lost.set(n.saturating_add(1).max(1));
-            return Ok(());
-        }
+        };
         let mut skip = 0;
         if self.buffer.borrow().is_empty() {
-            match self.send_now(bufs) {
+            let sent = self.send_now(bufs);
+            if debug {
+                match sent {
+                    Some(n) if n == total => log::trace!(
+                        target: "asyncio",
+                        "    send on fd {}: {n} of {total} bytes (all sent, nothing buffered)",
+                        self.fd
+                    ),
+                    Some(n) => log::trace!(
+                        target: "asyncio",
+                        "    send on fd {}: {n} of {total} bytes (the rest is buffered)",
+                        self.fd
+                    ),
+                    None => {}
+                }
+            }
+            match sent {
                 None => return Ok(()),
                 Some(n) if n == total => return Ok(()),
                 Some(n) => skip = n,
             }
             self.want_write(true);
+        } else if debug {
+            log::trace!(
+                target: "asyncio",
+                "    write of {total} bytes on fd {} queued behind the buffer",
+                self.fd
+            );
         }
         {
             let mut buffer = self.buffer.borrow_mut();
@@ -823,6 +892,16 @@ impl<S: StreamSocket> SocketTransport<S> {
         }
         self.set(Flags::LOST_CALLED, true);
         if self.has(Flags::CONNECTED) {
+            if self.debug() {
+                log::trace!(
+                    target: "asyncio",
+                    "    {self:?}: protocol.connection_lost({})",
+                    match &exc {
+                        Some(e) => e.to_string(),
+                        None => "None".to_string(),
+                    }
+                );
+            }
             self.call_protocol("Exception in protocol.connection_lost()", |p| match p {
                 AnyProtocol::Stream(p) => p.connection_lost(exc),
                 AnyProtocol::Buffered(p) => p.connection_lost(exc),
@@ -850,7 +929,8 @@ impl<S: StreamSocket> SocketTransport<S> {
 }
 
 impl<S: StreamSocket> IoHandler for SocketTransport<S> {
-    fn on_ready(self: Rc<Self>, _lp: &Rc<Inner>, bits: u8) {
+    fn on_ready(self: Rc<Self>, lp: &Rc<Inner>, bits: u8) {
+        let debug = lp.is_debug();
         if bits & (READ_CLOSED | ERROR) != 0 {
             // Remembered even while reading is paused: resume_reading() must read on
             // to the EOF.
@@ -858,11 +938,11 @@ impl<S: StreamSocket> IoHandler for SocketTransport<S> {
         }
         if bits & REQUEUED != 0 {
             self.set(Flags::READ_QUEUED, false);
-            self.read_ready();
+            self.read_ready(debug);
         } else if bits & (READABLE | READ_CLOSED | ERROR) != 0 && !self.has(Flags::READ_QUEUED) {
             // With a read step already queued, that step reads what this edge announced;
             // a second chain would double this transport's share of the iteration.
-            self.read_ready();
+            self.read_ready(debug);
         }
         if bits & (WRITABLE | WRITE_CLOSED | ERROR) != 0 && !self.buffer.borrow().is_empty() {
             self.write_ready();
