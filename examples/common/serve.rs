@@ -1,0 +1,109 @@
+//! A server's life after it is bound: say where it listens, serve, and shut down
+//! gracefully at the end of input.
+//!
+//! # How the server examples stop
+//!
+//! - **End of input** (Ctrl-D in a terminal, or closing the pipe that feeds stdin):
+//!   the graceful path. The server stops accepting, closes every client connection
+//!   after flushing what is buffered for it (waiting at most [`GRACE`], then aborting
+//!   the stragglers), prints one line and exits with status 0.
+//! - **Ctrl-C** (SIGINT) and SIGTERM end the process at once, by the default action:
+//!   the kernel closes every socket, so clients see their connection end. The crate
+//!   has no signal handling (it would need `unsafe` or another dependency), and a
+//!   server loses nothing by dying here: it holds no state that outlives a connection.
+//!
+//! stdin is watched only when it is a **terminal, a pipe or a socket**, i.e. when
+//! someone can later close it on purpose. When it is `/dev/null` or a file, as for a
+//! daemon, a `cmd &` in a script, or the benchmark (`bench/run.py` starts servers
+//! with `stdin=DEVNULL`), its immediate EOF means nothing, and the server serves until
+//! killed.
+//!
+//! Watching stdin is asyncio's own recipe, `await loop.run_in_executor(None,
+//! sys.stdin.read)`: the blocking read runs on the loop's executor thread (started by
+//! this call, on the program's request), and the task waiting for it wakes when the
+//! read returns.
+
+use std::io::{self, IsTerminal};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileTypeExt;
+use std::time::Duration;
+
+use asyncio::{Error, Server};
+
+use super::cli::prog_name;
+
+/// How long a graceful shutdown waits for buffered replies to be flushed before it
+/// aborts the connections that are left.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Whether stdin is something that can be closed on purpose: a terminal, a pipe or a
+/// socket (see the module docs).
+pub fn stdin_is_watched() -> bool {
+    let stdin = io::stdin();
+    if stdin.is_terminal() {
+        return true;
+    }
+    // The file type of fd 0, without `unsafe`: duplicate the fd, ask fstat.
+    let Ok(fd) = stdin.as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    match std::fs::File::from(fd).metadata() {
+        Ok(m) => m.file_type().is_fifo() || m.file_type().is_socket(),
+        Err(_) => false,
+    }
+}
+
+/// Print `PROG: listening on ADDR`, one line per listening socket, on stdout (the
+/// line scripts wait for; with port 0 it tells them the port the kernel chose).
+pub fn announce(server: &Server) {
+    for addr in server.local_addrs() {
+        println!("{}: listening on {addr}", prog_name());
+    }
+}
+
+/// Announce the server, serve until the end of input when stdin is watched (then
+/// shut down gracefully), or forever otherwise. See the module docs.
+pub async fn serve_until_end_of_input(server: &Server) -> asyncio::Result<()> {
+    announce(server);
+    if !stdin_is_watched() {
+        // serve_forever returns only once the server is closed, as Err(Cancelled).
+        return match server.serve_forever().await {
+            Ok(()) | Err(Error::Cancelled) => Ok(()),
+            Err(e) => Err(e),
+        };
+    }
+    if io::stdin().is_terminal() {
+        eprintln!(
+            "{}: Ctrl-D (end of input) shuts down gracefully; Ctrl-C stops at once",
+            prog_name()
+        );
+    }
+    // Anything typed is read and thrown away; only the end of input matters. A read
+    // error counts as the end too.
+    let lp = server.get_loop();
+    let _ = lp
+        .run_in_executor(|| io::copy(&mut io::stdin().lock(), &mut io::sink()))
+        .await;
+    shutdown(server).await
+}
+
+/// The graceful shutdown: stop accepting, close every client (flushing first), wait
+/// up to [`GRACE`] for them to go, abort the rest. Prints one line when done.
+pub async fn shutdown(server: &Server) -> asyncio::Result<()> {
+    server.close();
+    let clients = server.client_count();
+    server.close_clients();
+    match asyncio::wait_for(server.wait_closed(), GRACE).await {
+        Ok(closed) => closed?,
+        Err(_) => {
+            // Someone is not reading what we flush: drop their buffers.
+            server.abort_clients();
+            server.wait_closed().await?;
+        }
+    }
+    println!(
+        "{}: end of input: shut down, {clients} connection(s) closed",
+        prog_name()
+    );
+    Ok(())
+}
