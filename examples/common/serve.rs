@@ -16,7 +16,11 @@
 //! someone can later close it on purpose. When it is `/dev/null` or a file, as for a
 //! daemon, a `cmd &` in a script, or the benchmark (`bench/run.py` starts servers
 //! with `stdin=DEVNULL`), its immediate EOF means nothing, and the server serves until
-//! killed.
+//! killed. Nor is a terminal watched by a server started in the background of an
+//! interactive shell (`cargo run --example echo_server &`): reading it would stop the
+//! process (SIGTTIN), and Ctrl-D goes to the shell anyway. Stop that one with
+//! `kill %1`, or bring it to the foreground with `fg` first. (One moved to the
+//! background later, with Ctrl-Z and `bg`, is stopped by its pending read: `fg` it.)
 //!
 //! Watching stdin is asyncio's own recipe, `await loop.run_in_executor(None,
 //! sys.stdin.read)`: the blocking read runs on the loop's executor thread (started by
@@ -41,7 +45,7 @@ pub const GRACE: Duration = Duration::from_secs(5);
 pub fn stdin_is_watched() -> bool {
     let stdin = io::stdin();
     if stdin.is_terminal() {
-        return true;
+        return !in_background_of_terminal();
     }
     // The file type of fd 0, without `unsafe`: duplicate the fd, ask fstat.
     let Ok(fd) = stdin.as_fd().try_clone_to_owned() else {
@@ -50,6 +54,26 @@ pub fn stdin_is_watched() -> bool {
     match std::fs::File::from(fd).metadata() {
         Ok(m) => m.file_type().is_fifo() || m.file_type().is_socket(),
         Err(_) => false,
+    }
+}
+
+/// Whether this process runs in the background of its terminal: its process group is
+/// not the terminal's foreground group. Read from `/proc/self/stat` (fields `pgrp` and
+/// `tpgid`), since asking the terminal (`tcgetpgrp`) would take `unsafe`; where there
+/// is no `/proc`, the answer is "no".
+fn in_background_of_terminal() -> bool {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return false;
+    };
+    // "pid (comm) state ppid pgrp session tty_nr tpgid ...": comm may hold spaces and
+    // parentheses, so count the fields after its last ')'.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    match (fields.get(2), fields.get(5)) {
+        (Some(pgrp), Some(tpgid)) => *tpgid != "-1" && pgrp != tpgid,
+        _ => false,
     }
 }
 
