@@ -9,8 +9,9 @@
 //!   the stragglers), prints one line and exits with status 0.
 //! - **Ctrl-C** (SIGINT) and SIGTERM end the process at once, by the default action:
 //!   the kernel closes every socket, so clients see their connection end. The crate
-//!   has no signal handling (it would need `unsafe` or another dependency), and a
-//!   server loses nothing by dying here: it holds no state that outlives a connection.
+//!   has no signal handling (it would need `unsafe` or another dependency). These
+//!   servers keep no state beyond their connections, so what is lost is only what
+//!   was still in flight to the clients.
 //!
 //! stdin is watched only when it is a **terminal, a pipe or a socket**, i.e. when
 //! someone can later close it on purpose. When it is `/dev/null` or a file, as for a
