@@ -185,29 +185,5 @@ async fn selftest() -> asyncio::Result<()> {
 }
 
 fn main() -> ExitCode {
-    common::init_logging();
-    let args = match cli::parse(&["--selftest"]) {
-        Ok(Some(args)) => args,
-        Ok(None) => return cli::help(USAGE),
-        Err(msg) => return cli::usage_error(msg),
-    };
-    if args.has("--selftest") {
-        if let Some(extra) = args.positional.first() {
-            return cli::usage_error(format!("--selftest takes no address (got '{extra}')"));
-        }
-        return cli::finish(asyncio::run(selftest()));
-    }
-    let addr = match args.positional.as_slice() {
-        [] => cli::DEFAULT_ADDR,
-        [addr] => addr.as_str(),
-        [_, extra, ..] => return cli::usage_error(format!("unexpected argument '{extra}'")),
-    };
-    let addr = match cli::listen_addr(addr) {
-        Ok(a) => a,
-        Err(msg) => return cli::usage_error(msg),
-    };
-    cli::finish(asyncio::run(async move {
-        let server = start(addr).await?;
-        common::serve::serve_until_end_of_input(&server).await
-    }))
+    common::serve::progression_main(USAGE, selftest, start)
 }

@@ -31,7 +31,7 @@ mod common;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use asyncio::{Error, ServerOptions, StreamReader, StreamWriter};
+use asyncio::{ServerOptions, StreamReader, StreamWriter};
 use common::cli;
 
 const USAGE: &str = "[--lines] [ADDR]
@@ -79,21 +79,7 @@ async fn client(mut reader: StreamReader, writer: StreamWriter, lines: bool) {
     } else {
         echo_chunks(&mut reader, &writer).await
     };
-    writer.close();
-    let outcome = outcome.and(writer.wait_closed().await);
-    match outcome {
-        Ok(()) => {}
-        Err(Error::Io(e)) if is_disconnect(e.kind()) => {}
-        Err(e) => {
-            let peer = writer.peername().map_or("?".to_string(), |p| p.to_string());
-            eprintln!("{}: client {peer}: {e}", cli::prog_name());
-        }
-    }
-}
-
-fn is_disconnect(kind: std::io::ErrorKind) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(kind, ConnectionReset | ConnectionAborted | BrokenPipe)
+    common::serve::finish_client(&writer, outcome).await;
 }
 
 async fn serve(addr: SocketAddr, lines: bool) -> asyncio::Result<()> {

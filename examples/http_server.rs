@@ -237,20 +237,7 @@ async fn serve_requests(reader: &mut StreamReader, writer: &StreamWriter) -> asy
 /// get one line on stderr.
 async fn client(mut reader: StreamReader, writer: StreamWriter) {
     let outcome = serve_requests(&mut reader, &writer).await;
-    writer.close();
-    match outcome.and(writer.wait_closed().await) {
-        Ok(()) => {}
-        Err(Error::Io(e)) if is_disconnect(e.kind()) => {}
-        Err(e) => {
-            let peer = writer.peername().map_or("?".to_string(), |p| p.to_string());
-            eprintln!("{}: client {peer}: {e}", cli::prog_name());
-        }
-    }
-}
-
-fn is_disconnect(kind: std::io::ErrorKind) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(kind, ConnectionReset | ConnectionAborted | BrokenPipe)
+    common::serve::finish_client(&writer, outcome).await;
 }
 
 async fn serve(addr: SocketAddr) -> asyncio::Result<()> {

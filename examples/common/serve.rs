@@ -132,3 +132,64 @@ pub async fn shutdown(server: &Server) -> asyncio::Result<()> {
     );
     Ok(())
 }
+
+/// The `main` of the progression's servers (05 to 07): `--help`; `--selftest`, which
+/// runs `selftest` on a fresh loop and exits; or `[ADDR]` (default
+/// [`DEFAULT_ADDR`](super::cli::DEFAULT_ADDR)), which starts the server with `start`
+/// and serves until the end of input.
+pub fn progression_main<T, U>(
+    usage: &str,
+    selftest: impl FnOnce() -> T,
+    start: impl FnOnce(std::net::SocketAddr) -> U + 'static,
+) -> std::process::ExitCode
+where
+    T: std::future::Future<Output = asyncio::Result<()>> + 'static,
+    U: std::future::Future<Output = asyncio::Result<Server>> + 'static,
+{
+    use super::cli;
+    super::init_logging();
+    let args = match cli::parse(&["--selftest"]) {
+        Ok(Some(args)) => args,
+        Ok(None) => return cli::help(usage),
+        Err(msg) => return cli::usage_error(msg),
+    };
+    if args.has("--selftest") {
+        if let Some(extra) = args.positional.first() {
+            return cli::usage_error(format!("--selftest takes no address (got '{extra}')"));
+        }
+        return cli::finish(asyncio::run(selftest()));
+    }
+    let addr = match args.positional.as_slice() {
+        [] => cli::DEFAULT_ADDR,
+        [addr] => addr.as_str(),
+        [_, extra, ..] => return cli::usage_error(format!("unexpected argument '{extra}'")),
+    };
+    let addr = match cli::listen_addr(addr) {
+        Ok(a) => a,
+        Err(msg) => return cli::usage_error(msg),
+    };
+    cli::finish(asyncio::run(async move {
+        let server = start(addr).await?;
+        serve_until_end_of_input(&server).await
+    }))
+}
+
+/// End a stream server's client: close the writer, wait for the close, and report on
+/// stderr an error other than the peer going away (a reset or broken pipe is the
+/// client's business, not the server's).
+pub async fn finish_client(writer: &asyncio::StreamWriter, outcome: asyncio::Result<()>) {
+    writer.close();
+    match outcome.and(writer.wait_closed().await) {
+        Ok(()) => {}
+        Err(Error::Io(e)) if is_disconnect(e.kind()) => {}
+        Err(e) => {
+            let peer = writer.peername().map_or("?".to_string(), |p| p.to_string());
+            eprintln!("{}: client {peer}: {e}", prog_name());
+        }
+    }
+}
+
+fn is_disconnect(kind: io::ErrorKind) -> bool {
+    use io::ErrorKind::*;
+    matches!(kind, ConnectionReset | ConnectionAborted | BrokenPipe)
+}
