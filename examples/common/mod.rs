@@ -1,10 +1,19 @@
-//! What the numbered examples share: a ten-line logger, so that `ASYNCIO_DEBUG=1`
-//! shows the loop narrating its own iterations.
+//! What the examples share: a ten-line logger, so that `ASYNCIO_DEBUG=1` shows the
+//! loop narrating its own iterations; command-line helpers ([`cli`]); and the life of
+//! a server from "listening on" to a graceful shutdown ([`serve`]).
+//!
+//! Each example compiles this module as its own copy and uses only part of it, hence
+//! the `allow(dead_code)`.
 //!
 //! The crate logs through the `log` facade and installs no logger of its own (a library
 //! must not). A program that wants to see the narration installs one; this is the
 //! smallest that works: every record at `trace` level and up, to stderr, prefixed with
 //! its target (`asyncio` for the loop's own lines).
+
+#![allow(dead_code)]
+
+pub mod cli;
+pub mod serve;
 
 /// Prints every log record to stderr as `[level target] message`.
 struct StderrLogger;

@@ -1,0 +1,124 @@
+//! The main job: an echo server on streams (asyncio's `start_server`).
+//!
+//! Each client gets a task that loops `read(65536)` / `write` / `drain` until EOF,
+//! then closes the connection. With `--lines` it echoes line by line instead
+//! (`readline` / `write` / `drain`), with a stream limit of 1 MiB so that long lines
+//! fit (asyncio's default limit is 64 KiB; the benchmark sends 100 KiB lines).
+//!
+//! ```sh
+//! cargo run --release --example echo_server                  # 127.0.0.1:8888
+//! cargo run --release --example echo_server -- --lines 127.0.0.1:9000
+//! cargo run --release --example echo_client -- 127.0.0.1:8888 hello world   # in another terminal
+//! ```
+//!
+//! `drain()` is the backpressure: when a client sends faster than it reads, the
+//! replies pile up in the transport's buffer; past its high-water mark (64 KiB)
+//! `drain` waits, so the task stops reading, the reader's buffer fills, the transport
+//! stops reading the socket, and TCP slows the client down. Memory per client stays
+//! bounded without a line of flow-control code here.
+//!
+//! Stopping: end of input (Ctrl-D) shuts down gracefully when stdin is a terminal or
+//! a pipe: stop accepting, flush and close every connection, exit 0. Ctrl-C (or
+//! SIGTERM) ends the process at once, and the kernel closes the sockets. With stdin
+//! on `/dev/null` (the benchmark, a daemon) it serves until killed. The details are in
+//! `examples/common/serve.rs`.
+//!
+//! The benchmark runs it as `echo_server ADDR` and `echo_server --lines ADDR`.
+//! Read with it: docs/08-streams.md, docs/09-servers.md.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use asyncio::{ServerOptions, StreamReader, StreamWriter};
+use common::cli;
+
+const USAGE: &str = "[--lines] [ADDR]
+
+An echo server on asyncio streams: every byte a client sends is sent back.
+
+  ADDR         the address to listen on, IP:PORT (default 127.0.0.1:8888; port 0
+               picks a free port)
+  --lines      echo line by line (readline) instead of by chunks (read(65536))
+  -h, --help   show this help
+
+Prints 'listening on ADDR' once it listens. End of input on stdin (Ctrl-D) shuts it
+down gracefully when stdin is a terminal or a pipe; otherwise it serves until killed.";
+
+/// The reader's limit in `--lines` mode: the longest line that can be echoed.
+const LINE_LIMIT: usize = 1 << 20;
+
+/// Echo chunk by chunk until the client's EOF (asyncio's `read(65536)` loop).
+async fn echo_chunks(reader: &mut StreamReader, writer: &StreamWriter) -> asyncio::Result<()> {
+    loop {
+        let data = reader.read(65536).await?;
+        if data.is_empty() {
+            return Ok(()); // EOF
+        }
+        writer.write(&data)?;
+        writer.drain().await?;
+    }
+}
+
+/// Echo line by line until the client's EOF (the last line may lack its `\n`).
+async fn echo_lines(reader: &mut StreamReader, writer: &StreamWriter) -> asyncio::Result<()> {
+    while let Some(line) = reader.next_line().await {
+        writer.write(&line?)?;
+        writer.drain().await?;
+    }
+    Ok(())
+}
+
+/// One client, from accept to close. Errors are this connection's only: a client that
+/// leaves without saying goodbye (a reset) is normal; anything else gets one line on
+/// stderr.
+async fn client(mut reader: StreamReader, writer: StreamWriter, lines: bool) {
+    let outcome = if lines {
+        echo_lines(&mut reader, &writer).await
+    } else {
+        echo_chunks(&mut reader, &writer).await
+    };
+    common::serve::finish_client(&writer, outcome).await;
+}
+
+async fn serve(addr: SocketAddr, lines: bool) -> asyncio::Result<()> {
+    let limit = if lines {
+        LINE_LIMIT
+    } else {
+        asyncio::streams::DEFAULT_LIMIT
+    };
+    // The backlog (connections accepted per readiness event) of the benchmark's peers.
+    let opts = ServerOptions {
+        backlog: 1024,
+        ..ServerOptions::default()
+    };
+    let server = asyncio::start_server_with(
+        move |reader, writer| client(reader, writer, lines),
+        Some(&addr.ip().to_string()),
+        addr.port(),
+        limit,
+        opts,
+    )
+    .await?;
+    common::serve::serve_until_end_of_input(&server).await
+}
+
+fn main() -> ExitCode {
+    common::init_logging();
+    let args = match cli::parse(&["--lines"]) {
+        Ok(Some(args)) => args,
+        Ok(None) => return cli::help(USAGE),
+        Err(msg) => return cli::usage_error(msg),
+    };
+    let addr = match args.positional.as_slice() {
+        [] => cli::DEFAULT_ADDR,
+        [addr] => addr.as_str(),
+        [_, extra, ..] => return cli::usage_error(format!("unexpected argument '{extra}'")),
+    };
+    let addr = match cli::listen_addr(addr) {
+        Ok(a) => a,
+        Err(msg) => return cli::usage_error(msg),
+    };
+    cli::finish(asyncio::run(serve(addr, args.has("--lines"))))
+}
