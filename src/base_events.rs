@@ -60,6 +60,10 @@ static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) enum Ready {
     /// A `call_soon` callback, a due timer, or a future's done callback.
     Callback(Rc<dyn Callback>),
+    /// A `call_soon_threadsafe` callback, run straight from the box it crossed threads
+    /// in (no handle can reach it, so it needs no `CallbackCell` and no second
+    /// allocation).
+    Threadsafe(Box<dyn FnOnce() + Send>),
     /// One step of a task (asyncio's `Task.__step`).
     Task(Rc<dyn TaskRun>),
     /// An I/O event for the registration with this mio token and readiness bits.
@@ -743,22 +747,26 @@ impl Inner {
     #[inline]
     fn run_ready(self: &Rc<Self>, item: Ready) {
         match item {
-            Ready::Callback(cb) => {
-                if let Err(p) = catch_unwind(AssertUnwindSafe(|| cb.run())) {
-                    self.call_exception_handler(
-                        ExceptionContext::new("Exception in callback")
-                            .with_exception(Error::from_panic(p)),
-                    );
-                }
-            }
+            Ready::Callback(cb) => self.run_callback(|| cb.run()),
+            Ready::Threadsafe(f) => self.run_callback(f),
             Ready::Task(task) => task.step(self),
             Ready::Io(token, bits) => self.dispatch_io(token, bits),
         }
     }
 
+    /// Run a callback; a panic is reported as `"Exception in callback"`.
+    #[inline]
+    fn run_callback(self: &Rc<Self>, f: impl FnOnce()) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+            self.call_exception_handler(
+                ExceptionContext::new("Exception in callback").with_exception(Error::from_panic(p)),
+            );
+        }
+    }
+
     fn run_ready_debug(self: &Rc<Self>, item: Ready) {
         let what = match &item {
-            Ready::Callback(_) => "callback".to_string(),
+            Ready::Callback(_) | Ready::Threadsafe(_) => "callback".to_string(),
             Ready::Task(t) => format!("step of {}", t.header().name()),
             Ready::Io(token, bits) => format!("I/O {}", self.describe_io(*token, *bits)),
         };
@@ -774,7 +782,7 @@ impl Inner {
     fn drain_remote(self: &Rc<Self>) {
         for item in self.remote.take() {
             match item {
-                RemoteItem::Call(f) => self.push_ready(Ready::Callback(CallbackCell::new(f))),
+                RemoteItem::Call(f) => self.push_ready(Ready::Threadsafe(f)),
                 RemoteItem::Wake { key, id } => self.wake_task(key, id),
             }
         }
