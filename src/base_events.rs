@@ -7,7 +7,9 @@
 //! 1. drop cancelled timers (all at once when more than half of a heap of over 100 is
 //!    cancelled, else only from the head);
 //! 2. pick the poll timeout: zero when callbacks are ready or the loop is stopping,
-//!    else the time to the next timer (at most 24 h), else wait for I/O;
+//!    else the time to the next timer (at most 24 h), else wait for I/O; before a poll
+//!    that may sleep, tell other threads that they must wake it (and look at the
+//!    cross-thread inbox once more);
 //! 3. poll mio and queue a step for every I/O event (and drain the cross-thread inbox);
 //! 4. move every timer due by now (plus the clock resolution) to the ready queue, in
 //!    deadline order and, for equal deadlines, in scheduling order;
@@ -16,7 +18,7 @@
 //!
 //! Everything is single-threaded (`Rc`/`RefCell`); the only thread-safe entry point is
 //! [`ThreadsafeHandle::call_soon_threadsafe`], which pushes into a mutex-protected inbox
-//! and wakes the poll through a `mio::Waker`.
+//! and, if the loop may be sleeping, wakes the poll through a `mio::Waker`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BinaryHeap, VecDeque};
@@ -108,7 +110,14 @@ impl Ord for TimerEntry {
 pub(crate) struct Remote {
     pub(crate) loop_id: u64,
     queue: Mutex<Vec<RemoteItem>>,
-    /// Set by the first push after a drain; only that push writes to the eventfd.
+    /// Whether the queue holds items; set by the push that makes it non-empty, cleared
+    /// by the drain (both under the lock), read by the loop without the lock.
+    pending: AtomicBool,
+    /// Whether the loop is awake or already woken, so a push need not write to the
+    /// eventfd. The loop clears it just before a poll that may sleep (and then looks
+    /// at the queue once more, see [`Remote::prepare_to_sleep`]); the first push after
+    /// that sets it and writes to the eventfd. Pushes made while the loop is busy cost
+    /// no system call.
     notified: AtomicBool,
     closed: AtomicBool,
     waker: mio::Waker,
@@ -134,9 +143,15 @@ impl Remote {
             if self.closed.load(Ordering::Acquire) {
                 return false;
             }
+            if q.is_empty() {
+                self.pending.store(true, Ordering::Release);
+            }
             q.push(item);
         }
-        if !self.notified.swap(true, Ordering::AcqRel) {
+        // A plain load first: while the loop is awake the flag stays set, and reading it
+        // costs no read-modify-write. If the loop cleared it before our push, the mutex
+        // orders that store before this load, so we see `false` and wake it.
+        if !self.notified.load(Ordering::Acquire) && !self.notified.swap(true, Ordering::AcqRel) {
             if let Err(e) = self.waker.wake() {
                 log::error!(target: "asyncio", "failed to wake the event loop: {e}");
             }
@@ -145,12 +160,33 @@ impl Remote {
     }
 
     fn take(&self) -> Vec<RemoteItem> {
-        self.notified.store(false, Ordering::Release);
         let mut q = match self.queue.lock() {
             Ok(q) => q,
             Err(poisoned) => poisoned.into_inner(),
         };
+        self.pending.store(false, Ordering::Relaxed);
         std::mem::take(&mut *q)
+    }
+
+    /// Called by the loop before a poll that may sleep: from now on a push must wake
+    /// it. Returns whether items arrived meanwhile (then the poll must not sleep).
+    ///
+    /// The store is ordered before the check by the mutex: a push whose critical
+    /// section comes after the check sees `notified == false` and writes to the
+    /// eventfd; one that came before is seen by the check.
+    fn prepare_to_sleep(&self) -> bool {
+        self.notified.store(false, Ordering::Release);
+        let q = match self.queue.lock() {
+            Ok(q) => q,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if q.is_empty() {
+            false
+        } else {
+            // Awake after all: spare the senders the wake-up.
+            self.notified.store(true, Ordering::Relaxed);
+            true
+        }
     }
 
     fn close(&self) -> Vec<RemoteItem> {
@@ -253,6 +289,7 @@ impl EventLoop {
         let remote = Arc::new(Remote {
             loop_id: id,
             queue: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
             notified: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             waker,
@@ -521,8 +558,9 @@ impl EventLoop {
 
 /// The `Send + Sync` side of a loop: schedule callbacks on it from any thread.
 ///
-/// Cloning is cheap (an `Arc`). The loop is woken through a `mio::Waker` (an eventfd);
-/// many calls between two loop iterations cost one wake-up.
+/// Cloning is cheap (an `Arc`). The loop is woken through a `mio::Waker` (an eventfd):
+/// calls made while the loop is awake cost no wake-up, and any number of calls made
+/// while it sleeps cost one.
 #[derive(Clone)]
 pub struct ThreadsafeHandle {
     remote: Arc<Remote>,
@@ -664,7 +702,7 @@ impl Inner {
             .map(|t| self.epoch + Duration::from_nanos(t.when_ns()));
         let busy = !self.ready.borrow().is_empty() || self.stopping.get();
         let mut advance_to = None;
-        let timeout = if busy {
+        let mut timeout = if busy {
             Some(Duration::ZERO)
         } else if let Some(when) = next_timer {
             let now = self.clock.now();
@@ -688,9 +726,14 @@ impl Inner {
             None
         };
 
+        // A poll that may sleep: other threads must wake it from now on.
+        if timeout != Some(Duration::ZERO) && self.remote.prepare_to_sleep() {
+            timeout = Some(Duration::ZERO);
+        }
+
         // Poll and queue I/O steps; cross-thread calls land in the ready queue too.
         let nevents = self.poll_io(timeout);
-        if self.remote.notified.load(Ordering::Acquire) {
+        if self.remote.pending.load(Ordering::Acquire) {
             self.drain_remote();
         }
         if let (Some(when), Some(state)) = (advance_to, self.clock.auto_advancing()) {
@@ -845,5 +888,84 @@ impl Drop for Inner {
                 crate::waker::unregister_loop(slot);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    thread_local! {
+        static SENDERS_DONE: Cell<usize> = const { Cell::new(0) };
+        static ALL_DONE: RefCell<Option<crate::Future<()>>> = const { RefCell::new(None) };
+    }
+
+    /// The wake-up protocol of the cross-thread inbox: senders write to the eventfd only
+    /// when the loop may be asleep. Each sender makes one call at a time and the next as
+    /// soon as the previous one ran, so calls often arrive while the loop is between
+    /// its drain and its next sleep, the window in which a wake-up could be lost. A
+    /// call that has not run after `LOST` counts as lost (the sender's next call, or
+    /// its last one, then wakes the loop so the test ends).
+    #[test]
+    fn call_soon_threadsafe_never_loses_a_wake_up() {
+        const SENDERS: usize = 2;
+        const ROUNDS: usize = 2_000;
+        const LOST: Duration = Duration::from_secs(2);
+        let lp = EventLoop::new().unwrap();
+        let all_done = lp.create_future::<()>();
+        ALL_DONE.with(|a| *a.borrow_mut() = Some(all_done.clone()));
+        SENDERS_DONE.set(0);
+        let lost = Arc::new(AtomicUsize::new(0));
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|_| {
+                let h = lp.threadsafe_handle();
+                let lost = lost.clone();
+                std::thread::spawn(move || {
+                    let ran = Arc::new(AtomicUsize::new(0));
+                    for round in 1..=ROUNDS {
+                        let r = ran.clone();
+                        h.call_soon_threadsafe(move || {
+                            r.fetch_add(1, Ordering::SeqCst);
+                        })
+                        .unwrap();
+                        let t = Instant::now();
+                        while ran.load(Ordering::SeqCst) < round {
+                            if t.elapsed() > LOST {
+                                lost.fetch_add(1, Ordering::SeqCst);
+                                break;
+                            }
+                            std::thread::yield_now();
+                        }
+                        if lost.load(Ordering::SeqCst) > 0 {
+                            break;
+                        }
+                    }
+                    h.call_soon_threadsafe(|| {
+                        SENDERS_DONE.set(SENDERS_DONE.get() + 1);
+                        if SENDERS_DONE.get() == SENDERS {
+                            let f = ALL_DONE.with(|a| a.borrow_mut().take());
+                            f.unwrap().set_result(()).unwrap();
+                        }
+                    })
+                    .unwrap();
+                })
+            })
+            .collect();
+        // The timeout only keeps a broken protocol from hanging the test.
+        let out = lp.run_until_complete(crate::wait_for(all_done, Duration::from_secs(60)));
+        for s in senders {
+            s.join().unwrap();
+        }
+        assert_eq!(
+            lost.load(Ordering::SeqCst),
+            0,
+            "a cross-thread call waited for a wake-up"
+        );
+        assert!(
+            out.unwrap().is_ok(),
+            "the last cross-thread calls never ran"
+        );
+        lp.close().unwrap();
     }
 }
