@@ -52,6 +52,8 @@ const MIN_CANCELLED_TIMER_HANDLES_FRACTION: f64 = 0.5;
 /// `end_time = self.time() + self._clock_resolution`). mio rounds poll timeouts *up* to
 /// whole milliseconds, so the loop never wakes early and never spins on a near timer.
 const CLOCK_RESOLUTION: Duration = Duration::from_nanos(1);
+/// The largest cross-thread batch buffer (in items) a loop keeps for reuse.
+const REMOTE_SPARE_CAPACITY: usize = 4096;
 /// The default `slow_callback_duration` of debug mode (asyncio's 0.1 s).
 const SLOW_CALLBACK_DURATION: Duration = Duration::from_millis(100);
 
@@ -159,13 +161,15 @@ impl Remote {
         true
     }
 
-    fn take(&self) -> Vec<RemoteItem> {
+    /// Swap the queue with `batch` (an empty vector, usually with some capacity left
+    /// from an earlier batch, so that senders rarely have to grow the queue).
+    fn take_into(&self, batch: &mut Vec<RemoteItem>) {
         let mut q = match self.queue.lock() {
             Ok(q) => q,
             Err(poisoned) => poisoned.into_inner(),
         };
         self.pending.store(false, Ordering::Relaxed);
-        std::mem::take(&mut *q)
+        std::mem::swap(&mut *q, batch);
     }
 
     /// Called by the loop before a poll that may sleep: from now on a push must wake
@@ -216,6 +220,9 @@ pub(crate) struct Inner {
     pub(crate) clock: Clock,
     pub(crate) io: IoState,
     pub(crate) remote: Arc<Remote>,
+    /// The inbox's second buffer: each drain swaps it with the queue and hands it back
+    /// empty with its capacity (up to [`REMOTE_SPARE_CAPACITY`] items).
+    remote_spare: Cell<Vec<RemoteItem>>,
     /// This loop's slot in the packed-waker registry (see `waker.rs`).
     pub(crate) waker_slot: Option<u16>,
     pub(crate) tasks: RefCell<Slab<Rc<dyn TaskRun>>>,
@@ -311,6 +318,7 @@ impl EventLoop {
             clock,
             io,
             remote,
+            remote_spare: Cell::new(Vec::new()),
             tasks: RefCell::new(Slab::new()),
             task_counter: Cell::new(0),
             current_task: RefCell::new(None),
@@ -823,11 +831,16 @@ impl Inner {
     }
 
     fn drain_remote(self: &Rc<Self>) {
-        for item in self.remote.take() {
+        let mut batch = self.remote_spare.take();
+        self.remote.take_into(&mut batch);
+        for item in batch.drain(..) {
             match item {
                 RemoteItem::Call(f) => self.push_ready(Ready::Threadsafe(f)),
                 RemoteItem::Wake { key, id } => self.wake_task(key, id),
             }
+        }
+        if batch.capacity() <= REMOTE_SPARE_CAPACITY {
+            self.remote_spare.set(batch);
         }
     }
 
