@@ -7,7 +7,9 @@
 //! 1. drop cancelled timers (all at once when more than half of a heap of over 100 is
 //!    cancelled, else only from the head);
 //! 2. pick the poll timeout: zero when callbacks are ready or the loop is stopping,
-//!    else the time to the next timer (at most 24 h), else wait for I/O;
+//!    else the time to the next timer (at most 24 h), else wait for I/O; before a poll
+//!    that may sleep, tell other threads that they must wake it (and look at the
+//!    cross-thread inbox once more);
 //! 3. poll mio and queue a step for every I/O event (and drain the cross-thread inbox);
 //! 4. move every timer due by now (plus the clock resolution) to the ready queue, in
 //!    deadline order and, for equal deadlines, in scheduling order;
@@ -16,7 +18,7 @@
 //!
 //! Everything is single-threaded (`Rc`/`RefCell`); the only thread-safe entry point is
 //! [`ThreadsafeHandle::call_soon_threadsafe`], which pushes into a mutex-protected inbox
-//! and wakes the poll through a `mio::Waker`.
+//! and, if the loop may be sleeping, wakes the poll through a `mio::Waker`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BinaryHeap, VecDeque};
@@ -50,6 +52,8 @@ const MIN_CANCELLED_TIMER_HANDLES_FRACTION: f64 = 0.5;
 /// `end_time = self.time() + self._clock_resolution`). mio rounds poll timeouts *up* to
 /// whole milliseconds, so the loop never wakes early and never spins on a near timer.
 const CLOCK_RESOLUTION: Duration = Duration::from_nanos(1);
+/// The largest cross-thread batch buffer (in items) a loop keeps for reuse.
+const REMOTE_SPARE_CAPACITY: usize = 4096;
 /// The default `slow_callback_duration` of debug mode (asyncio's 0.1 s).
 const SLOW_CALLBACK_DURATION: Duration = Duration::from_millis(100);
 
@@ -60,6 +64,10 @@ static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) enum Ready {
     /// A `call_soon` callback, a due timer, or a future's done callback.
     Callback(Rc<dyn Callback>),
+    /// A `call_soon_threadsafe` callback, run straight from the box it crossed threads
+    /// in (no handle can reach it, so it needs no `CallbackCell` and no second
+    /// allocation).
+    Threadsafe(Box<dyn FnOnce() + Send>),
     /// One step of a task (asyncio's `Task.__step`).
     Task(Rc<dyn TaskRun>),
     /// An I/O event for the registration with this mio token and readiness bits.
@@ -104,7 +112,14 @@ impl Ord for TimerEntry {
 pub(crate) struct Remote {
     pub(crate) loop_id: u64,
     queue: Mutex<Vec<RemoteItem>>,
-    /// Set by the first push after a drain; only that push writes to the eventfd.
+    /// Whether the queue holds items; set by the push that makes it non-empty, cleared
+    /// by the drain (both under the lock), read by the loop without the lock.
+    pending: AtomicBool,
+    /// Whether the loop is awake or already woken, so a push need not write to the
+    /// eventfd. The loop clears it just before a poll that may sleep (and then looks
+    /// at the queue once more, see [`Remote::prepare_to_sleep`]); the first push after
+    /// that sets it and writes to the eventfd. Pushes made while the loop is busy cost
+    /// no system call.
     notified: AtomicBool,
     closed: AtomicBool,
     waker: mio::Waker,
@@ -131,9 +146,15 @@ impl Remote {
             if self.closed.load(Ordering::Acquire) {
                 return false;
             }
+            if q.is_empty() {
+                self.pending.store(true, Ordering::Release);
+            }
             q.push(item);
         }
-        if !self.notified.swap(true, Ordering::AcqRel) {
+        // A plain load first: while the loop is awake the flag stays set, and reading it
+        // costs no read-modify-write. If the loop cleared it before our push, the mutex
+        // orders that store before this load, so we see `false` and wake it.
+        if !self.notified.load(Ordering::Acquire) && !self.notified.swap(true, Ordering::AcqRel) {
             if let Err(e) = self.waker.wake() {
                 log::error!(target: "asyncio", "failed to wake the event loop: {e}");
             }
@@ -141,13 +162,36 @@ impl Remote {
         true
     }
 
-    fn take(&self) -> Vec<RemoteItem> {
-        self.notified.store(false, Ordering::Release);
+    /// Swap the queue with `batch` (an empty vector, usually with some capacity left
+    /// from an earlier batch, so that senders rarely have to grow the queue).
+    fn take_into(&self, batch: &mut Vec<RemoteItem>) {
         let mut q = match self.queue.lock() {
             Ok(q) => q,
             Err(poisoned) => poisoned.into_inner(),
         };
-        std::mem::take(&mut *q)
+        self.pending.store(false, Ordering::Relaxed);
+        std::mem::swap(&mut *q, batch);
+    }
+
+    /// Called by the loop before a poll that may sleep: from now on a push must wake
+    /// it. Returns whether items arrived meanwhile (then the poll must not sleep).
+    ///
+    /// The store is ordered before the check by the mutex: a push whose critical
+    /// section comes after the check sees `notified == false` and writes to the
+    /// eventfd; one that came before is seen by the check.
+    fn prepare_to_sleep(&self) -> bool {
+        self.notified.store(false, Ordering::Release);
+        let q = match self.queue.lock() {
+            Ok(q) => q,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if q.is_empty() {
+            false
+        } else {
+            // Awake after all: spare the senders the wake-up.
+            self.notified.store(true, Ordering::Relaxed);
+            true
+        }
     }
 
     fn close(&self) -> Vec<RemoteItem> {
@@ -177,6 +221,9 @@ pub(crate) struct Inner {
     pub(crate) clock: Clock,
     pub(crate) io: IoState,
     pub(crate) remote: Arc<Remote>,
+    /// The inbox's second buffer: each drain swaps it with the queue and hands it back
+    /// empty with its capacity (up to [`REMOTE_SPARE_CAPACITY`] items).
+    remote_spare: Cell<Vec<RemoteItem>>,
     /// This loop's slot in the packed-waker registry (see `waker.rs`).
     pub(crate) waker_slot: Option<u16>,
     /// Added to task ids in waker tags, so that a waker outliving its loop does not
@@ -254,6 +301,7 @@ impl EventLoop {
         let remote = Arc::new(Remote {
             loop_id: id,
             queue: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
             notified: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             waker,
@@ -278,6 +326,7 @@ impl EventLoop {
             clock,
             io,
             remote,
+            remote_spare: Cell::new(Vec::new()),
             tasks: RefCell::new(Slab::new()),
             task_counter: Cell::new(0),
             current_task: RefCell::new(None),
@@ -526,8 +575,9 @@ impl EventLoop {
 
 /// The `Send + Sync` side of a loop: schedule callbacks on it from any thread.
 ///
-/// Cloning is cheap (an `Arc`). The loop is woken through a `mio::Waker` (an eventfd);
-/// many calls between two loop iterations cost one wake-up.
+/// Cloning is cheap (an `Arc`). The loop is woken through a `mio::Waker` (an eventfd):
+/// calls made while the loop is awake cost no wake-up, and any number of calls made
+/// while it sleeps cost one.
 #[derive(Clone)]
 pub struct ThreadsafeHandle {
     remote: Arc<Remote>,
@@ -669,7 +719,7 @@ impl Inner {
             .map(|t| self.epoch + Duration::from_nanos(t.when_ns()));
         let busy = !self.ready.borrow().is_empty() || self.stopping.get();
         let mut advance_to = None;
-        let timeout = if busy {
+        let mut timeout = if busy {
             Some(Duration::ZERO)
         } else if let Some(when) = next_timer {
             let now = self.clock.now();
@@ -693,9 +743,14 @@ impl Inner {
             None
         };
 
+        // A poll that may sleep: other threads must wake it from now on.
+        if timeout != Some(Duration::ZERO) && self.remote.prepare_to_sleep() {
+            timeout = Some(Duration::ZERO);
+        }
+
         // Poll and queue I/O steps; cross-thread calls land in the ready queue too.
         let nevents = self.poll_io(timeout);
-        if self.remote.notified.load(Ordering::Acquire) {
+        if self.remote.pending.load(Ordering::Acquire) {
             self.drain_remote();
         }
         if let (Some(when), Some(state)) = (advance_to, self.clock.auto_advancing()) {
@@ -752,22 +807,26 @@ impl Inner {
     #[inline]
     fn run_ready(self: &Rc<Self>, item: Ready) {
         match item {
-            Ready::Callback(cb) => {
-                if let Err(p) = catch_unwind(AssertUnwindSafe(|| cb.run())) {
-                    self.call_exception_handler(
-                        ExceptionContext::new("Exception in callback")
-                            .with_exception(Error::from_panic(p)),
-                    );
-                }
-            }
+            Ready::Callback(cb) => self.run_callback(|| cb.run()),
+            Ready::Threadsafe(f) => self.run_callback(f),
             Ready::Task(task) => task.step(self),
             Ready::Io(token, bits) => self.dispatch_io(token, bits),
         }
     }
 
+    /// Run a callback; a panic is reported as `"Exception in callback"`.
+    #[inline]
+    fn run_callback(self: &Rc<Self>, f: impl FnOnce()) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+            self.call_exception_handler(
+                ExceptionContext::new("Exception in callback").with_exception(Error::from_panic(p)),
+            );
+        }
+    }
+
     fn run_ready_debug(self: &Rc<Self>, item: Ready) {
         let what = match &item {
-            Ready::Callback(_) => "callback".to_string(),
+            Ready::Callback(_) | Ready::Threadsafe(_) => "callback".to_string(),
             Ready::Task(t) => format!("step of {}", t.header().name()),
             Ready::Io(token, bits) => format!("I/O {}", self.describe_io(*token, *bits)),
         };
@@ -781,11 +840,16 @@ impl Inner {
     }
 
     fn drain_remote(self: &Rc<Self>) {
-        for item in self.remote.take() {
+        let mut batch = self.remote_spare.take();
+        self.remote.take_into(&mut batch);
+        for item in batch.drain(..) {
             match item {
-                RemoteItem::Call(f) => self.push_ready(Ready::Callback(CallbackCell::new(f))),
+                RemoteItem::Call(f) => self.push_ready(Ready::Threadsafe(f)),
                 RemoteItem::Wake { key, id } => self.wake_task(key, id),
             }
+        }
+        if batch.capacity() <= REMOTE_SPARE_CAPACITY {
+            self.remote_spare.set(batch);
         }
     }
 
@@ -853,5 +917,84 @@ impl Drop for Inner {
                 crate::waker::unregister_loop(slot);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    thread_local! {
+        static SENDERS_DONE: Cell<usize> = const { Cell::new(0) };
+        static ALL_DONE: RefCell<Option<crate::Future<()>>> = const { RefCell::new(None) };
+    }
+
+    /// The wake-up protocol of the cross-thread inbox: senders write to the eventfd only
+    /// when the loop may be asleep. Each sender makes one call at a time and the next as
+    /// soon as the previous one ran, so calls often arrive while the loop is between
+    /// its drain and its next sleep, the window in which a wake-up could be lost. A
+    /// call that has not run after `LOST` counts as lost (the sender's next call, or
+    /// its last one, then wakes the loop so the test ends).
+    #[test]
+    fn call_soon_threadsafe_never_loses_a_wake_up() {
+        const SENDERS: usize = 2;
+        const ROUNDS: usize = 2_000;
+        const LOST: Duration = Duration::from_secs(2);
+        let lp = EventLoop::new().unwrap();
+        let all_done = lp.create_future::<()>();
+        ALL_DONE.with(|a| *a.borrow_mut() = Some(all_done.clone()));
+        SENDERS_DONE.set(0);
+        let lost = Arc::new(AtomicUsize::new(0));
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|_| {
+                let h = lp.threadsafe_handle();
+                let lost = lost.clone();
+                std::thread::spawn(move || {
+                    let ran = Arc::new(AtomicUsize::new(0));
+                    for round in 1..=ROUNDS {
+                        let r = ran.clone();
+                        h.call_soon_threadsafe(move || {
+                            r.fetch_add(1, Ordering::SeqCst);
+                        })
+                        .unwrap();
+                        let t = Instant::now();
+                        while ran.load(Ordering::SeqCst) < round {
+                            if t.elapsed() > LOST {
+                                lost.fetch_add(1, Ordering::SeqCst);
+                                break;
+                            }
+                            std::thread::yield_now();
+                        }
+                        if lost.load(Ordering::SeqCst) > 0 {
+                            break;
+                        }
+                    }
+                    h.call_soon_threadsafe(|| {
+                        SENDERS_DONE.set(SENDERS_DONE.get() + 1);
+                        if SENDERS_DONE.get() == SENDERS {
+                            let f = ALL_DONE.with(|a| a.borrow_mut().take());
+                            f.unwrap().set_result(()).unwrap();
+                        }
+                    })
+                    .unwrap();
+                })
+            })
+            .collect();
+        // The timeout only keeps a broken protocol from hanging the test.
+        let out = lp.run_until_complete(crate::wait_for(all_done, Duration::from_secs(60)));
+        for s in senders {
+            s.join().unwrap();
+        }
+        assert_eq!(
+            lost.load(Ordering::SeqCst),
+            0,
+            "a cross-thread call waited for a wake-up"
+        );
+        assert!(
+            out.unwrap().is_ok(),
+            "the last cross-thread calls never ran"
+        );
+        lp.close().unwrap();
     }
 }
