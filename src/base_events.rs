@@ -42,6 +42,12 @@ use crate::selector_events::IoState;
 use crate::tasks::{Task, TaskRun};
 use crate::waker::ID_MASK;
 
+mod remote;
+
+pub use remote::ThreadsafeHandle;
+use remote::REMOTE_SPARE_CAPACITY;
+pub(crate) use remote::{Remote, RemoteItem};
+
 /// asyncio's `MAXIMUM_SELECT_TIMEOUT`: the poll never sleeps longer than a day.
 const MAXIMUM_SELECT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// asyncio's `_MIN_SCHEDULED_TIMER_HANDLES`: below this many timers, no heap rebuild.
@@ -52,8 +58,6 @@ const MIN_CANCELLED_TIMER_HANDLES_FRACTION: f64 = 0.5;
 /// `end_time = self.time() + self._clock_resolution`). mio rounds poll timeouts *up* to
 /// whole milliseconds, so the loop never wakes early and never spins on a near timer.
 const CLOCK_RESOLUTION: Duration = Duration::from_nanos(1);
-/// The largest cross-thread batch buffer (in items) a loop keeps for reuse.
-const REMOTE_SPARE_CAPACITY: usize = 4096;
 /// The default `slow_callback_duration` of debug mode (asyncio's 0.1 s).
 const SLOW_CALLBACK_DURATION: Duration = Duration::from_millis(100);
 
@@ -105,102 +109,6 @@ impl PartialOrd for TimerEntry {
 impl Ord for TimerEntry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         other.key.cmp(&self.key)
-    }
-}
-
-/// The cross-thread inbox: the only part of a loop that other threads touch.
-pub(crate) struct Remote {
-    pub(crate) loop_id: u64,
-    queue: Mutex<Vec<RemoteItem>>,
-    /// Whether the queue holds items; set by the push that makes it non-empty, cleared
-    /// by the drain (both under the lock), read by the loop without the lock.
-    pending: AtomicBool,
-    /// Whether the loop is awake or already woken, so a push need not write to the
-    /// eventfd. The loop clears it just before a poll that may sleep (and then looks
-    /// at the queue once more, see [`Remote::prepare_to_sleep`]); the first push after
-    /// that sets it and writes to the eventfd. Pushes made while the loop is busy cost
-    /// no system call.
-    notified: AtomicBool,
-    closed: AtomicBool,
-    waker: mio::Waker,
-}
-
-/// What another thread can ask of the loop.
-pub(crate) enum RemoteItem {
-    /// Run this closure on the loop thread (`call_soon_threadsafe`).
-    Call(Box<dyn FnOnce() + Send>),
-    /// Schedule the task in this slab slot, if it is still the task with this waker
-    /// tag (see `Inner::waker_tag`).
-    Wake { key: usize, id: u64 },
-}
-
-impl Remote {
-    /// Queue an item and wake the poll. Returns false (and drops the item) if the loop
-    /// is closed.
-    pub(crate) fn push(&self, item: RemoteItem) -> bool {
-        {
-            let mut q = match self.queue.lock() {
-                Ok(q) => q,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if self.closed.load(Ordering::Acquire) {
-                return false;
-            }
-            if q.is_empty() {
-                self.pending.store(true, Ordering::Release);
-            }
-            q.push(item);
-        }
-        // A plain load first: while the loop is awake the flag stays set, and reading it
-        // costs no read-modify-write. If the loop cleared it before our push, the mutex
-        // orders that store before this load, so we see `false` and wake it.
-        if !self.notified.load(Ordering::Acquire) && !self.notified.swap(true, Ordering::AcqRel) {
-            if let Err(e) = self.waker.wake() {
-                log::error!(target: "asyncio", "failed to wake the event loop: {e}");
-            }
-        }
-        true
-    }
-
-    /// Swap the queue with `batch` (an empty vector, usually with some capacity left
-    /// from an earlier batch, so that senders rarely have to grow the queue).
-    fn take_into(&self, batch: &mut Vec<RemoteItem>) {
-        let mut q = match self.queue.lock() {
-            Ok(q) => q,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        self.pending.store(false, Ordering::Relaxed);
-        std::mem::swap(&mut *q, batch);
-    }
-
-    /// Called by the loop before a poll that may sleep: from now on a push must wake
-    /// it. Returns whether items arrived meanwhile (then the poll must not sleep).
-    ///
-    /// The store is ordered before the check by the mutex: a push whose critical
-    /// section comes after the check sees `notified == false` and writes to the
-    /// eventfd; one that came before is seen by the check.
-    fn prepare_to_sleep(&self) -> bool {
-        self.notified.store(false, Ordering::Release);
-        let q = match self.queue.lock() {
-            Ok(q) => q,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if q.is_empty() {
-            false
-        } else {
-            // Awake after all: spare the senders the wake-up.
-            self.notified.store(true, Ordering::Relaxed);
-            true
-        }
-    }
-
-    fn close(&self) -> Vec<RemoteItem> {
-        let mut q = match self.queue.lock() {
-            Ok(q) => q,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        self.closed.store(true, Ordering::Release);
-        std::mem::take(&mut *q)
     }
 }
 
@@ -573,39 +481,6 @@ impl EventLoop {
     }
 }
 
-/// The `Send + Sync` side of a loop: schedule callbacks on it from any thread.
-///
-/// Cloning is cheap (an `Arc`). The loop is woken through a `mio::Waker` (an eventfd):
-/// calls made while the loop is awake cost no wake-up, and any number of calls made
-/// while it sleeps cost one.
-#[derive(Clone)]
-pub struct ThreadsafeHandle {
-    remote: Arc<Remote>,
-}
-
-impl ThreadsafeHandle {
-    /// Run `f` on the loop's thread, soon (asyncio's `call_soon_threadsafe()`).
-    ///
-    /// Calls from one thread run in the order they were made. `f` runs during the
-    /// loop's next iteration, inside the loop, so [`get_running_loop`](crate::get_running_loop)
-    /// works there. Errors with `"Event loop is closed"` once the loop is closed.
-    pub fn call_soon_threadsafe(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
-        if self.remote.push(RemoteItem::Call(Box::new(f))) {
-            Ok(())
-        } else {
-            Err(Error::runtime("Event loop is closed"))
-        }
-    }
-}
-
-impl fmt::Debug for ThreadsafeHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ThreadsafeHandle")
-            .field("loop_id", &self.remote.loop_id)
-            .finish()
-    }
-}
-
 fn default_exception_handler(context: &ExceptionContext) {
     log::error!(target: "asyncio", "{}", context.render());
 }
@@ -917,84 +792,5 @@ impl Drop for Inner {
                 crate::waker::unregister_loop(slot);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::AtomicUsize;
-
-    thread_local! {
-        static SENDERS_DONE: Cell<usize> = const { Cell::new(0) };
-        static ALL_DONE: RefCell<Option<crate::Future<()>>> = const { RefCell::new(None) };
-    }
-
-    /// The wake-up protocol of the cross-thread inbox: senders write to the eventfd only
-    /// when the loop may be asleep. Each sender makes one call at a time and the next as
-    /// soon as the previous one ran, so calls often arrive while the loop is between
-    /// its drain and its next sleep, the window in which a wake-up could be lost. A
-    /// call that has not run after `LOST` counts as lost (the sender's next call, or
-    /// its last one, then wakes the loop so the test ends).
-    #[test]
-    fn call_soon_threadsafe_never_loses_a_wake_up() {
-        const SENDERS: usize = 2;
-        const ROUNDS: usize = 2_000;
-        const LOST: Duration = Duration::from_secs(2);
-        let lp = EventLoop::new().unwrap();
-        let all_done = lp.create_future::<()>();
-        ALL_DONE.with(|a| *a.borrow_mut() = Some(all_done.clone()));
-        SENDERS_DONE.set(0);
-        let lost = Arc::new(AtomicUsize::new(0));
-        let senders: Vec<_> = (0..SENDERS)
-            .map(|_| {
-                let h = lp.threadsafe_handle();
-                let lost = lost.clone();
-                std::thread::spawn(move || {
-                    let ran = Arc::new(AtomicUsize::new(0));
-                    for round in 1..=ROUNDS {
-                        let r = ran.clone();
-                        h.call_soon_threadsafe(move || {
-                            r.fetch_add(1, Ordering::SeqCst);
-                        })
-                        .unwrap();
-                        let t = Instant::now();
-                        while ran.load(Ordering::SeqCst) < round {
-                            if t.elapsed() > LOST {
-                                lost.fetch_add(1, Ordering::SeqCst);
-                                break;
-                            }
-                            std::thread::yield_now();
-                        }
-                        if lost.load(Ordering::SeqCst) > 0 {
-                            break;
-                        }
-                    }
-                    h.call_soon_threadsafe(|| {
-                        SENDERS_DONE.set(SENDERS_DONE.get() + 1);
-                        if SENDERS_DONE.get() == SENDERS {
-                            let f = ALL_DONE.with(|a| a.borrow_mut().take());
-                            f.unwrap().set_result(()).unwrap();
-                        }
-                    })
-                    .unwrap();
-                })
-            })
-            .collect();
-        // The timeout only keeps a broken protocol from hanging the test.
-        let out = lp.run_until_complete(crate::wait_for(all_done, Duration::from_secs(60)));
-        for s in senders {
-            s.join().unwrap();
-        }
-        assert_eq!(
-            lost.load(Ordering::SeqCst),
-            0,
-            "a cross-thread call waited for a wake-up"
-        );
-        assert!(
-            out.unwrap().is_ok(),
-            "the last cross-thread calls never ran"
-        );
-        lp.close().unwrap();
     }
 }
