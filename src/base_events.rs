@@ -7,7 +7,9 @@
 //! 1. drop cancelled timers (all at once when more than half of a heap of over 100 is
 //!    cancelled, else only from the head);
 //! 2. pick the poll timeout: zero when callbacks are ready or the loop is stopping,
-//!    else the time to the next timer (at most 24 h), else wait for I/O;
+//!    else the time to the next timer (at most 24 h), else wait for I/O; before a poll
+//!    that may sleep, tell other threads that they must wake it (and look at the
+//!    cross-thread inbox once more);
 //! 3. poll mio and queue a step for every I/O event (and drain the cross-thread inbox);
 //! 4. move every timer due by now (plus the clock resolution) to the ready queue, in
 //!    deadline order and, for equal deadlines, in scheduling order;
@@ -16,7 +18,7 @@
 //!
 //! Everything is single-threaded (`Rc`/`RefCell`); the only thread-safe entry point is
 //! [`ThreadsafeHandle::call_soon_threadsafe`], which pushes into a mutex-protected inbox
-//! and wakes the poll through a `mio::Waker`.
+//! and, if the loop may be sleeping, wakes the poll through a `mio::Waker`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BinaryHeap, VecDeque};
@@ -40,6 +42,12 @@ use crate::selector_events::IoState;
 use crate::tasks::{Task, TaskRun};
 use crate::waker::ID_MASK;
 
+mod remote;
+
+pub use remote::ThreadsafeHandle;
+use remote::REMOTE_SPARE_CAPACITY;
+pub(crate) use remote::{Remote, RemoteItem};
+
 /// asyncio's `MAXIMUM_SELECT_TIMEOUT`: the poll never sleeps longer than a day.
 const MAXIMUM_SELECT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// asyncio's `_MIN_SCHEDULED_TIMER_HANDLES`: below this many timers, no heap rebuild.
@@ -60,6 +68,10 @@ static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) enum Ready {
     /// A `call_soon` callback, a due timer, or a future's done callback.
     Callback(Rc<dyn Callback>),
+    /// A `call_soon_threadsafe` callback, run straight from the box it crossed threads
+    /// in (no handle can reach it, so it needs no `CallbackCell` and no second
+    /// allocation).
+    Threadsafe(Box<dyn FnOnce() + Send>),
     /// One step of a task (asyncio's `Task.__step`).
     Task(Rc<dyn TaskRun>),
     /// An I/O event for the registration with this mio token and readiness bits.
@@ -100,66 +112,6 @@ impl Ord for TimerEntry {
     }
 }
 
-/// The cross-thread inbox: the only part of a loop that other threads touch.
-pub(crate) struct Remote {
-    pub(crate) loop_id: u64,
-    queue: Mutex<Vec<RemoteItem>>,
-    /// Set by the first push after a drain; only that push writes to the eventfd.
-    notified: AtomicBool,
-    closed: AtomicBool,
-    waker: mio::Waker,
-}
-
-/// What another thread can ask of the loop.
-pub(crate) enum RemoteItem {
-    /// Run this closure on the loop thread (`call_soon_threadsafe`).
-    Call(Box<dyn FnOnce() + Send>),
-    /// Schedule the task in this slab slot, if it is still the task with this waker
-    /// tag (see `Inner::waker_tag`).
-    Wake { key: usize, id: u64 },
-}
-
-impl Remote {
-    /// Queue an item and wake the poll. Returns false (and drops the item) if the loop
-    /// is closed.
-    pub(crate) fn push(&self, item: RemoteItem) -> bool {
-        {
-            let mut q = match self.queue.lock() {
-                Ok(q) => q,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if self.closed.load(Ordering::Acquire) {
-                return false;
-            }
-            q.push(item);
-        }
-        if !self.notified.swap(true, Ordering::AcqRel) {
-            if let Err(e) = self.waker.wake() {
-                log::error!(target: "asyncio", "failed to wake the event loop: {e}");
-            }
-        }
-        true
-    }
-
-    fn take(&self) -> Vec<RemoteItem> {
-        self.notified.store(false, Ordering::Release);
-        let mut q = match self.queue.lock() {
-            Ok(q) => q,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        std::mem::take(&mut *q)
-    }
-
-    fn close(&self) -> Vec<RemoteItem> {
-        let mut q = match self.queue.lock() {
-            Ok(q) => q,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        self.closed.store(true, Ordering::Release);
-        std::mem::take(&mut *q)
-    }
-}
-
 /// The loop's state. `EventLoop` is an `Rc` of this.
 pub(crate) struct Inner {
     pub(crate) id: u64,
@@ -177,6 +129,9 @@ pub(crate) struct Inner {
     pub(crate) clock: Clock,
     pub(crate) io: IoState,
     pub(crate) remote: Arc<Remote>,
+    /// The inbox's second buffer: each drain swaps it with the queue and hands it back
+    /// empty with its capacity (up to [`REMOTE_SPARE_CAPACITY`] items).
+    remote_spare: Cell<Vec<RemoteItem>>,
     /// This loop's slot in the packed-waker registry (see `waker.rs`).
     pub(crate) waker_slot: Option<u16>,
     /// Added to task ids in waker tags, so that a waker outliving its loop does not
@@ -254,6 +209,7 @@ impl EventLoop {
         let remote = Arc::new(Remote {
             loop_id: id,
             queue: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
             notified: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             waker,
@@ -278,6 +234,7 @@ impl EventLoop {
             clock,
             io,
             remote,
+            remote_spare: Cell::new(Vec::new()),
             tasks: RefCell::new(Slab::new()),
             task_counter: Cell::new(0),
             current_task: RefCell::new(None),
@@ -524,38 +481,6 @@ impl EventLoop {
     }
 }
 
-/// The `Send + Sync` side of a loop: schedule callbacks on it from any thread.
-///
-/// Cloning is cheap (an `Arc`). The loop is woken through a `mio::Waker` (an eventfd);
-/// many calls between two loop iterations cost one wake-up.
-#[derive(Clone)]
-pub struct ThreadsafeHandle {
-    remote: Arc<Remote>,
-}
-
-impl ThreadsafeHandle {
-    /// Run `f` on the loop's thread, soon (asyncio's `call_soon_threadsafe()`).
-    ///
-    /// Calls from one thread run in the order they were made. `f` runs during the
-    /// loop's next iteration, inside the loop, so [`get_running_loop`](crate::get_running_loop)
-    /// works there. Errors with `"Event loop is closed"` once the loop is closed.
-    pub fn call_soon_threadsafe(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
-        if self.remote.push(RemoteItem::Call(Box::new(f))) {
-            Ok(())
-        } else {
-            Err(Error::runtime("Event loop is closed"))
-        }
-    }
-}
-
-impl fmt::Debug for ThreadsafeHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ThreadsafeHandle")
-            .field("loop_id", &self.remote.loop_id)
-            .finish()
-    }
-}
-
 fn default_exception_handler(context: &ExceptionContext) {
     log::error!(target: "asyncio", "{}", context.render());
 }
@@ -669,7 +594,7 @@ impl Inner {
             .map(|t| self.epoch + Duration::from_nanos(t.when_ns()));
         let busy = !self.ready.borrow().is_empty() || self.stopping.get();
         let mut advance_to = None;
-        let timeout = if busy {
+        let mut timeout = if busy {
             Some(Duration::ZERO)
         } else if let Some(when) = next_timer {
             let now = self.clock.now();
@@ -693,9 +618,14 @@ impl Inner {
             None
         };
 
+        // A poll that may sleep: other threads must wake it from now on.
+        if timeout != Some(Duration::ZERO) && self.remote.prepare_to_sleep() {
+            timeout = Some(Duration::ZERO);
+        }
+
         // Poll and queue I/O steps; cross-thread calls land in the ready queue too.
         let nevents = self.poll_io(timeout);
-        if self.remote.notified.load(Ordering::Acquire) {
+        if self.remote.pending.load(Ordering::Acquire) {
             self.drain_remote();
         }
         if let (Some(when), Some(state)) = (advance_to, self.clock.auto_advancing()) {
@@ -752,22 +682,26 @@ impl Inner {
     #[inline]
     fn run_ready(self: &Rc<Self>, item: Ready) {
         match item {
-            Ready::Callback(cb) => {
-                if let Err(p) = catch_unwind(AssertUnwindSafe(|| cb.run())) {
-                    self.call_exception_handler(
-                        ExceptionContext::new("Exception in callback")
-                            .with_exception(Error::from_panic(p)),
-                    );
-                }
-            }
+            Ready::Callback(cb) => self.run_callback(|| cb.run()),
+            Ready::Threadsafe(f) => self.run_callback(f),
             Ready::Task(task) => task.step(self),
             Ready::Io(token, bits) => self.dispatch_io(token, bits),
         }
     }
 
+    /// Run a callback; a panic is reported as `"Exception in callback"`.
+    #[inline]
+    fn run_callback(self: &Rc<Self>, f: impl FnOnce()) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+            self.call_exception_handler(
+                ExceptionContext::new("Exception in callback").with_exception(Error::from_panic(p)),
+            );
+        }
+    }
+
     fn run_ready_debug(self: &Rc<Self>, item: Ready) {
         let what = match &item {
-            Ready::Callback(_) => "callback".to_string(),
+            Ready::Callback(_) | Ready::Threadsafe(_) => "callback".to_string(),
             Ready::Task(t) => format!("step of {}", t.header().name()),
             Ready::Io(token, bits) => format!("I/O {}", self.describe_io(*token, *bits)),
         };
@@ -781,11 +715,16 @@ impl Inner {
     }
 
     fn drain_remote(self: &Rc<Self>) {
-        for item in self.remote.take() {
+        let mut batch = self.remote_spare.take();
+        self.remote.take_into(&mut batch);
+        for item in batch.drain(..) {
             match item {
-                RemoteItem::Call(f) => self.push_ready(Ready::Callback(CallbackCell::new(f))),
+                RemoteItem::Call(f) => self.push_ready(Ready::Threadsafe(f)),
                 RemoteItem::Wake { key, id } => self.wake_task(key, id),
             }
+        }
+        if batch.capacity() <= REMOTE_SPARE_CAPACITY {
+            self.remote_spare.set(batch);
         }
     }
 
