@@ -163,10 +163,22 @@ where
     Fut: StdFuture + 'static,
     Fut::Output: ClientOutcome,
 {
-    let t = transport.clone();
-    let lp2 = lp.clone();
-    let task = lp.create_task(async move {
+    /// Closes the connection when dropped armed: the task was cancelled (its future
+    /// dropped mid-way) or the callback failed. Declared after the callback's future,
+    /// so it is dropped first and the writer inside that future finds its transport
+    /// already closing (no "unclosed writer" warning). A guard, not a done callback:
+    /// it costs an idle connection no allocation.
+    struct CloseOnDrop(Option<Rc<dyn Transport>>);
+    impl Drop for CloseOnDrop {
+        fn drop(&mut self) {
+            if let Some(t) = self.0.take() {
+                t.close();
+            }
+        }
+    }
+    lp.create_task(async move {
         let mut fut = pin!(fut);
+        let mut guard = CloseOnDrop(Some(transport));
         let outcome =
             poll_fn(
                 |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
@@ -175,17 +187,20 @@ where
                 },
             )
             .await;
-        if let Err(e) = outcome {
-            let mut ctx = ExceptionContext::new("Unhandled exception in client_connected_cb")
-                .with_exception(e);
-            ctx.transport = t.get_extra_info("peername").map(|p| format!("{p:?}"));
-            lp2.call_exception_handler(ctx);
-            t.close();
-        }
-    });
-    task.add_done_callback(move |task| {
-        if task.cancelled() {
-            transport.close();
+        match outcome {
+            Ok(()) => drop(guard.0.take()),
+            Err(e) => {
+                let mut ctx = ExceptionContext::new("Unhandled exception in client_connected_cb")
+                    .with_exception(e);
+                ctx.transport = guard
+                    .0
+                    .as_ref()
+                    .and_then(|t| t.get_extra_info("peername"))
+                    .map(|p| format!("{p:?}"));
+                if let Ok(lp) = get_running_loop() {
+                    lp.call_exception_handler(ctx);
+                }
+            }
         }
     });
 }

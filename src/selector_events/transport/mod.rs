@@ -127,7 +127,9 @@ pub(crate) struct SocketTransport<S: StreamSocket> {
     peer: Option<Address>,
     local: Option<Address>,
     server: RefCell<Option<(Rc<ServerInner>, usize)>>,
-    waiter: RefCell<Option<(Future<()>, Option<Error>)>>,
+    /// The creation waiter and the error to fail it with (client side only, until the
+    /// start steps ran; boxed so that server-side transports do not carry its room).
+    waiter: RefCell<Option<Box<(Future<()>, Option<Error>)>>>,
 }
 
 impl<S: StreamSocket> SocketTransport<S> {
@@ -161,7 +163,7 @@ impl<S: StreamSocket> SocketTransport<S> {
             peer,
             local,
             server: RefCell::new(None),
-            waiter: RefCell::new(waiter.map(|w| (w, None))),
+            waiter: RefCell::new(waiter.map(|w| Box::new((w, None)))),
         });
         {
             let mut sock = t.sock.borrow_mut();
@@ -275,9 +277,10 @@ impl<S: StreamSocket> SocketTransport<S> {
     }
 
     fn resolve_waiter_step(self: Rc<Self>) {
-        let Some((w, err)) = self.waiter.borrow_mut().take() else {
+        let Some(waiter) = self.waiter.borrow_mut().take() else {
             return;
         };
+        let (w, err) = *waiter;
         if !w.done() {
             let _ = match err {
                 Some(e) => w.set_exception(e),
@@ -313,8 +316,8 @@ impl<S: StreamSocket> SocketTransport<S> {
             return;
         }
         self.set(Flags::FATAL, true);
-        if let Some((_, err)) = &mut *self.waiter.borrow_mut() {
-            err.get_or_insert_with(|| exc.clone());
+        if let Some(waiter) = &mut *self.waiter.borrow_mut() {
+            waiter.1.get_or_insert_with(|| exc.clone());
         }
         self.force_close(Some(exc));
     }
