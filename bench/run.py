@@ -96,7 +96,7 @@ PEER_BINS = ["loadgen", "tokio_echo", "tokio_lines", "tokio_http", "mio_echo", "
 MICRO_REF = "tokio_micro"
 
 # Echo matrix: (message size in bytes, connections).
-SCENARIOS = [(64, 10), (1024, 10), (1024, 100), (10240, 10), (102400, 10), (102400, 100)]
+SCENARIOS = [(64, 10), (1024, 10), (1024, 100), (10240, 10), (10240, 100), (102400, 10), (102400, 100)]
 QUICK_SCENARIOS = [(1024, 10), (102400, 10)]
 QUICK_PACED = [(1024, 10)]
 

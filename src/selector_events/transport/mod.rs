@@ -109,6 +109,9 @@ impl Flags {
     const READ_QUEUED: u16 = 2048;
 }
 
+/// The future `create_connection` waits on, and the error to fail it with.
+type CreationWaiter = Box<(Future<()>, Option<Error>)>;
+
 /// A TCP or Unix socket transport. Shared as `Rc`: the loop's registry, the protocol
 /// (through `Rc<dyn Transport>`) and the server each hold one.
 pub(crate) struct SocketTransport<S: StreamSocket> {
@@ -129,7 +132,7 @@ pub(crate) struct SocketTransport<S: StreamSocket> {
     server: RefCell<Option<(Rc<ServerInner>, usize)>>,
     /// The creation waiter and the error to fail it with (client side only, until the
     /// start steps ran; boxed so that server-side transports do not carry its room).
-    waiter: RefCell<Option<Box<(Future<()>, Option<Error>)>>>,
+    waiter: RefCell<Option<CreationWaiter>>,
 }
 
 impl<S: StreamSocket> SocketTransport<S> {
