@@ -17,6 +17,7 @@ Progress goes to stderr, the final tables to stdout. See bench/README.md.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -112,7 +113,7 @@ def paced_rate(size):
 
 
 # Durations in seconds. Full: about 40 s per server; quick: about 4 s.
-FULL = dict(reps=3, warmup_first=1.0, warmup=0.3, duration=1.0, paced_warmup=0.5, paced_duration=1.5,
+FULL = dict(reps=3, warmup_first=1.0, warmup=0.2, duration=0.8, paced_warmup=0.3, paced_duration=1.0,
             idle_conns=10_000, idle_hold=1.0, wrk_warmup=1, wrk_duration=3, micro_reps=2)
 QUICK = dict(reps=1, warmup_first=0.3, warmup=0.2, duration=0.5, paced_warmup=0.2, paced_duration=0.7,
              idle_conns=1_000, idle_hold=0.3, wrk_warmup=0, wrk_duration=1, micro_reps=1)
@@ -415,54 +416,87 @@ def loadgen_timeout(warmup, duration, conns):
     return warmup + duration + 5 + 10 + conns / 1000  # + msg timeout, connect, slack
 
 
-def bench_echo(server, entry, cfg, scenarios, results, notes):
-    """Unpaced matrix: `reps` repetitions per scenario, medians."""
-    mode = "lines" if entry["kind"] == "lines" else "echo"
-    out = results["echo"].setdefault(entry["name"], {})
-    first = True
+def rotated(items, k):
+    """items rotated left by k: each repetition starts with a different server."""
+    k %= max(1, len(items))
+    return items[k:] + items[:k]
+
+
+def bench_echo(group, cfg, scenarios, results, notes):
+    """Unpaced matrix for a group of servers of one kind, all running at once:
+    for each scenario, `reps` rounds, each round measuring every server once, in a
+    rotating order. Interleaving puts the reference and the others side by side in
+    time, so a slow spell of the (virtual) machine hits all of them alike instead of
+    whichever server happened to run then. Medians over the rounds."""
+    first = {entry["name"]: True for entry, _ in group}
     for size, conns in scenarios:
         key = scenario_key(size, conns)
-        runs = []
+        runs = {entry["name"]: [] for entry, _ in group}
         for rep in range(cfg["reps"]):
-            if not server.alive():
-                raise RuntimeError(f"server exited during {key} ({server.stderr_tail()})")
-            warmup = cfg["warmup_first"] if first else cfg["warmup"]
-            first = False
-            r = measured(server, lambda: run_loadgen(
-                server.addr, ["--mode", mode, "--size", size, "--conns", conns, "--duration", cfg["duration"],
-                              "--warmup", warmup, "--server-pid", server.pid],
-                loadgen_timeout(warmup, cfg["duration"], conns)), f"{entry['name']} {key}")
-            runs.append(r)
-            log(f"  {entry['name']}: {key} rep {rep + 1}/{cfg['reps']}: {r['msgs_per_sec']:,.0f} msg/s, "
-                f"p99 {r['p99_us']:.0f} us, server CPU {r.get('server_cpu_pct') or 0:.0f}%"
-                + (f", ERRORS {r['errors']}" if r.get("errors") else ""))
-        out[key] = median_result(runs)
-        if out[key]["errors"]:
-            notes.append(f"{entry['name']} {key}: loadgen counted {out[key]['errors']} errors")
+            for entry, server in rotated(group, rep):
+                name = entry["name"]
+                if name in failed_servers:
+                    continue
+                if not server.alive():
+                    fail_server(name, f"exited during {key} ({server.stderr_tail()})", results, notes)
+                    continue
+                mode = "lines" if entry["kind"] == "lines" else "echo"
+                warmup = cfg["warmup_first"] if first[name] else cfg["warmup"]
+                first[name] = False
+                r = measured(server, lambda: run_loadgen(
+                    server.addr, ["--mode", mode, "--size", size, "--conns", conns, "--duration", cfg["duration"],
+                                  "--warmup", warmup, "--server-pid", server.pid],
+                    loadgen_timeout(warmup, cfg["duration"], conns)), f"{name} {key}")
+                runs[name].append(r)
+                log(f"  {name}: {key} rep {rep + 1}/{cfg['reps']}: {r['msgs_per_sec']:,.0f} msg/s, "
+                    f"p99 {r['p99_us']:.0f} us, server CPU {r.get('server_cpu_pct') or 0:.0f}%"
+                    + (f", ERRORS {r['errors']}" if r.get("errors") else ""))
+        for name, rs in runs.items():
+            if not rs:
+                continue
+            m = results["echo"].setdefault(name, {})[key] = median_result(rs)
+            if m["errors"]:
+                notes.append(f"{name} {key}: loadgen counted {m['errors']} errors")
 
 
-def bench_paced(server, entry, cfg, scenarios, results, notes):
-    """Paced runs: fixed total rate, report server CPU per message."""
-    mode = "lines" if entry["kind"] == "lines" else "echo"
-    out = results["paced"].setdefault(entry["name"], {})
-    for size, conns in scenarios:
+def bench_paced(group, cfg, scenarios, results, notes):
+    """Paced runs: fixed total rate, report server CPU per message; for each
+    scenario every server of the group in turn (interleaved, as in bench_echo)."""
+    for i, (size, conns) in enumerate(scenarios):
         key = scenario_key(size, conns)
-        if not server.alive():
-            raise RuntimeError(f"server exited during paced {key} ({server.stderr_tail()})")
         rate = paced_rate(size)
-        r = measured(server, lambda: run_loadgen(
-            server.addr, ["--mode", mode, "--size", size, "--conns", conns, "--rate", rate,
-                          "--duration", cfg["paced_duration"], "--warmup", cfg["paced_warmup"],
-                          "--server-pid", server.pid],
-            loadgen_timeout(cfg["paced_warmup"], cfg["paced_duration"], conns)), f"{entry['name']} paced {key}")
-        r["target_rate"] = rate
-        r["saturated"] = r["msgs_per_sec"] < 0.95 * rate
-        out[key] = r
-        log(f"  {entry['name']}: paced {key} @ {rate:,}/s: server {r.get('server_cpu_us_per_msg') or 0:.2f} "
-            f"us CPU/msg, achieved {r['msgs_per_sec']:,.0f}/s" + (" (SATURATED)" if r["saturated"] else "")
-            + (f", ERRORS {r['errors']}" if r.get("errors") else ""))
-        if r.get("errors"):
-            notes.append(f"{entry['name']} paced {key}: loadgen counted {r['errors']} errors")
+        for entry, server in rotated(group, i):
+            name = entry["name"]
+            if name in failed_servers:
+                continue
+            if not server.alive():
+                fail_server(name, f"exited during paced {key} ({server.stderr_tail()})", results, notes)
+                continue
+            mode = "lines" if entry["kind"] == "lines" else "echo"
+            r = measured(server, lambda: run_loadgen(
+                server.addr, ["--mode", mode, "--size", size, "--conns", conns, "--rate", rate,
+                              "--duration", cfg["paced_duration"], "--warmup", cfg["paced_warmup"],
+                              "--server-pid", server.pid],
+                loadgen_timeout(cfg["paced_warmup"], cfg["paced_duration"], conns)), f"{name} paced {key}")
+            r["target_rate"] = rate
+            r["saturated"] = r["msgs_per_sec"] < 0.95 * rate
+            results["paced"].setdefault(name, {})[key] = r
+            log(f"  {name}: paced {key} @ {rate:,}/s: server {r.get('server_cpu_us_per_msg') or 0:.2f} "
+                f"us CPU/msg, achieved {r['msgs_per_sec']:,.0f}/s" + (" (SATURATED)" if r["saturated"] else "")
+                + (f", ERRORS {r['errors']}" if r.get("errors") else ""))
+            if r.get("errors"):
+                notes.append(f"{name} paced {key}: loadgen counted {r['errors']} errors")
+
+
+# Servers that failed during an interleaved section (skipped from then on).
+failed_servers = set()
+
+
+def fail_server(name, why, results, notes):
+    failed_servers.add(name)
+    results["servers"][name] = f"failed: {why}"
+    notes.append(f"{name}: {why}")
+    log(f"  FAILED: {name}: {why}")
 
 
 def bench_idle(server, entry, cfg, results, notes):
@@ -995,38 +1029,62 @@ def main():
                    "does not exist yet"
         return "ok"
 
+    runnable = []
     for entry in selected:
         status = availability(entry)
         results["servers"][entry["name"]] = status
         if status != "ok":
             log(f"{entry['name']}: {status}")
             continue
-        log(f"{entry['name']} ({entry['kind']})")
+        runnable.append(entry)
+
+    # Echo and paced runs: every server of a kind runs at once (idle ones cost
+    # nothing) and the measurements are interleaved (see bench_echo).
+    if "echo" in sections or "paced" in sections:
+        for kind in ("echo", "lines"):
+            entries = [e for e in runnable if e["kind"] == kind]
+            if not entries:
+                continue
+            log(f"{kind} servers, interleaved: {', '.join(e['name'] for e in entries)}")
+            with contextlib.ExitStack() as stack:
+                group = []
+                for entry in entries:
+                    try:
+                        server = stack.enter_context(Server(entry, placeholders))
+                        server.wait_ready()
+                        group.append((entry, server))
+                    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                        fail_server(entry["name"], str(e), results, notes)
+                try:
+                    if "echo" in sections:
+                        bench_echo(group, cfg, scenarios, results, notes)
+                    if "paced" in sections:
+                        bench_paced(group, cfg, paced_scenarios, results, notes)
+                except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                    notes.append(f"{kind} section: {e}")
+                    log(f"  FAILED: {e}")
+
+    for entry in runnable:
+        if entry["name"] in failed_servers:
+            continue
         try:
             if entry["kind"] == "http":
-                with Server(entry, placeholders) as server:
-                    server.wait_ready()
-                    bench_http(server, entry, cfg, wrk, results, notes)
+                if "http" in sections:
+                    log(f"{entry['name']} (http)")
+                    with Server(entry, placeholders) as server:
+                        server.wait_ready()
+                        bench_http(server, entry, cfg, wrk, results, notes)
                 continue
-            if "echo" in sections or "paced" in sections:
-                with Server(entry, placeholders) as server:
-                    server.wait_ready()
-                    if "echo" in sections:
-                        bench_echo(server, entry, cfg, scenarios, results, notes)
-                    if "paced" in sections:
-                        bench_paced(server, entry, cfg, paced_scenarios, results, notes)
             if "idle" in sections:
                 # A fresh process, so that buffers cached by the traffic runs do
                 # not hide the per-connection cost.
+                log(f"{entry['name']} (idle)")
                 with Server(entry, placeholders) as server:
                     server.wait_ready()
                     time.sleep(0.2)
                     bench_idle(server, entry, cfg, results, notes)
         except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-            msg = f"{entry['name']}: {e}"
-            results["servers"][entry["name"]] = f"failed: {e}"
-            notes.append(msg)
-            log(f"  FAILED: {e}")
+            fail_server(entry["name"], str(e), results, notes)
 
     if "micro" in sections:
         bench_micro(cfg, results, notes)

@@ -11,6 +11,12 @@
 //!    that may sleep, tell other threads that they must wake it (and look at the
 //!    cross-thread inbox once more);
 //! 3. poll mio and queue a step for every I/O event (and drain the cross-thread inbox);
+//!    a busy loop (callbacks ready) polls every other iteration: after a poll, the
+//!    callbacks ready in the next iteration are mostly the tasks that poll's events
+//!    woke, and a second `epoll_wait` in a row would find nothing new (this saves one
+//!    system call per request on a lightly loaded server; asyncio polls every time).
+//!    While an `add_reader` / `add_writer` callback is registered the loop polls on
+//!    every iteration, as those callbacks are level-triggered;
 //! 4. move every timer due by now (plus the clock resolution) to the ready queue, in
 //!    deadline order and, for equal deadlines, in scheduling order;
 //! 5. run exactly the callbacks that are ready now: those scheduled while they run wait
@@ -132,6 +138,9 @@ pub(crate) struct Inner {
     /// The inbox's second buffer: each drain swaps it with the queue and hands it back
     /// empty with its capacity (up to [`REMOTE_SPARE_CAPACITY`] items).
     remote_spare: Cell<Vec<RemoteItem>>,
+    /// Whether the last iteration polled mio (a busy loop polls every other
+    /// iteration; see the module docs).
+    polled: Cell<bool>,
     /// This loop's slot in the packed-waker registry (see `waker.rs`).
     pub(crate) waker_slot: Option<u16>,
     /// Added to task ids in waker tags, so that a waker outliving its loop does not
@@ -235,6 +244,7 @@ impl EventLoop {
             io,
             remote,
             remote_spare: Cell::new(Vec::new()),
+            polled: Cell::new(false),
             tasks: RefCell::new(Slab::new()),
             task_counter: Cell::new(0),
             current_task: RefCell::new(None),
@@ -623,8 +633,16 @@ impl Inner {
             timeout = Some(Duration::ZERO);
         }
 
-        // Poll and queue I/O steps; cross-thread calls land in the ready queue too.
-        let nevents = self.poll_io(timeout);
+        // Poll and queue I/O steps; cross-thread calls land in the ready queue too. A
+        // busy loop (callbacks already ready) that polled in the previous iteration
+        // skips this poll: the callbacks ready now were mostly queued by that poll's
+        // events (a woken task), and one more `epoll_wait` would find nothing new.
+        // Not with `add_reader` / `add_writer` callbacks: they are level-triggered, and
+        // asyncio runs them on every iteration while their fd is ready.
+        let skip_poll =
+            busy && !self.stopping.get() && self.polled.get() && !self.has_fd_callbacks();
+        self.polled.set(!skip_poll);
+        let nevents = if skip_poll { 0 } else { self.poll_io(timeout) };
         if self.remote.pending.load(Ordering::Acquire) {
             self.drain_remote();
         }
@@ -662,8 +680,15 @@ impl Inner {
         if debug {
             log::trace!(
                 target: "asyncio",
-                "iteration: poll timeout {:?}, {} I/O event(s), {} timer(s) fired, {} ready to run",
-                timeout, nevents, fired, ntodo
+                "iteration: {}, {} I/O event(s), {} timer(s) fired, {} ready to run",
+                if skip_poll {
+                    "poll skipped (polled last iteration)".to_string()
+                } else {
+                    format!("poll timeout {timeout:?}")
+                },
+                nevents,
+                fired,
+                ntodo
             );
         }
         for _ in 0..ntodo {

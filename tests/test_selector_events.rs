@@ -303,3 +303,35 @@ fn closing_the_loop_drops_its_callbacks() {
     lp.close().unwrap();
     assert_eq!(Rc::strong_count(&held), 1);
 }
+
+/// A busy loop skips every other poll (base_events' module docs), but it still sees
+/// I/O: a task that yields on every iteration cannot starve a socket. Here a ticker
+/// yields forever while another task waits on a socket; the data is delivered within
+/// a couple of iterations of its arrival.
+#[test]
+fn a_busy_loop_still_sees_io_within_two_iterations() {
+    run(async {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let a = asyncio::AsyncSocket::new(&lp(), mio::net::UnixStream::from_std(a)).unwrap();
+        let ticks = Rc::new(Cell::new(0u64));
+        let stop = Rc::new(Cell::new(false));
+        let (t, s) = (ticks.clone(), stop.clone());
+        let ticker = asyncio::create_task(async move {
+            while !s.get() {
+                t.set(t.get() + 1);
+                asyncio::yield_now().await;
+            }
+        });
+        let reader = asyncio::create_task(async move { a.recv(16).await });
+        spin(5).await; // the reader is parked on the socket
+        let before = ticks.get();
+        b.write_all(b"ping").unwrap();
+        let got = reader.await.unwrap().unwrap();
+        let waited = ticks.get() - before;
+        stop.set(true);
+        ticker.await.unwrap();
+        assert_eq!(got, b"ping");
+        assert!(waited <= 3, "the data waited {waited} busy iterations");
+    });
+}

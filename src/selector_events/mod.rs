@@ -103,6 +103,9 @@ pub(crate) struct IoState {
     registry: mio::Registry,
     slots: RefCell<Slab<Slot>>,
     generation: Cell<u32>,
+    /// How many fds have `add_reader` / `add_writer` callbacks (level-triggered: the
+    /// loop then polls on every iteration).
+    fd_callbacks: Cell<usize>,
     /// Which slot owns which fd (for `add_reader` and the "used by transport" check).
     fds: RefCell<HashMap<RawFd, usize>>,
 }
@@ -156,6 +159,7 @@ impl IoState {
                 registry,
                 slots: RefCell::new(Slab::new()),
                 generation: Cell::new(0),
+                fd_callbacks: Cell::new(0),
                 fds: RefCell::new(HashMap::new()),
             },
             waker,
@@ -425,6 +429,7 @@ impl Inner {
                         let _ = self.io.registry.deregister(&mut SourceFd(&fd));
                         slots.remove(key);
                         self.io.fds.borrow_mut().remove(&fd);
+                        self.io.fd_callbacks.set(self.io.fd_callbacks.get() - 1);
                     }
                 }
                 Ok(had)
@@ -455,15 +460,22 @@ impl Inner {
                     return Err(e.into());
                 }
                 self.io.fds.borrow_mut().insert(fd, key);
+                self.io.fd_callbacks.set(self.io.fd_callbacks.get() + 1);
                 Ok(false)
             }
         }
+    }
+
+    /// Whether some fd has an `add_reader` / `add_writer` callback.
+    pub(crate) fn has_fd_callbacks(&self) -> bool {
+        self.io.fd_callbacks.get() > 0
     }
 
     /// Drop every registration (loop close).
     pub(crate) fn close_io(&self) {
         let slots: Vec<Slot> = self.io.slots.borrow_mut().drain().collect();
         self.io.fds.borrow_mut().clear();
+        self.io.fd_callbacks.set(0);
         for slot in &slots {
             if let SlotKind::Handler { handler, .. } = &slot.kind {
                 handler.loop_closed();
