@@ -919,9 +919,11 @@ The suite itself is described in [`bench/README.md`](../bench/README.md).
 - Unpaced: {cfg['reps']} repetition(s) of {cfg['duration']} s after a warm-up ({cfg['warmup_first']} s
   before the first repetition of a server, {cfg['warmup']} s before the others); the tables show
   medians. Paced: one run of {cfg['paced_duration']} s after {cfg['paced_warmup']} s of warm-up, at the
-  rates given above the tables.
+  rates given above the tables. Runs are interleaved: the servers of one kind run side by side and
+  each repetition measures every one of them in turn (rotating the order), so a slow spell of the
+  virtual machine hits the reference and the others alike.
 - HTTP: `wrk -t1 -c50 -d{cfg['wrk_duration']}s --latency` after a {cfg['wrk_warmup']} s warm-up; every
-  server answers every request with the same 76-byte `Hello, World!` response.
+  server answers every request with the same 78-byte `Hello, World!` response.
 - Idle: {cfg['idle_conns']:,} connections opened at {IDLE_CONNECT_RATE:,}/s against a freshly started
   server, held {cfg['idle_hold']} s.
 - Micro-benchmarks: each `*_micro` binary runs on CPU {SERVER_CPU} (all its threads, so the sender
