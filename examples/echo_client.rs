@@ -57,10 +57,9 @@ async fn talk(host: String, port: u16, messages: Vec<String>) -> asyncio::Result
 
 fn main() -> ExitCode {
     common::init_logging();
-    let args = match cli::parse(&[]) {
-        Ok(Some(args)) => args,
-        Ok(None) => return cli::help(USAGE),
-        Err(msg) => return cli::usage_error(msg),
+    let args = match cli::args_or_exit(USAGE, &[]) {
+        Ok(args) => args,
+        Err(code) => return code,
     };
     let Some((addr, messages)) = args.positional.split_first() else {
         return cli::usage_error("missing ADDR and MESSAGE");

@@ -149,10 +149,9 @@ async fn print_http_headers(url: Url) -> asyncio::Result<()> {
 
 fn main() -> ExitCode {
     common::init_logging();
-    let args = match cli::parse(&[]) {
-        Ok(Some(args)) => args,
-        Ok(None) => return cli::help(USAGE),
-        Err(msg) => return cli::usage_error(msg),
+    let args = match cli::args_or_exit(USAGE, &[]) {
+        Ok(args) => args,
+        Err(code) => return code,
     };
     let url = match args.positional.as_slice() {
         [] => return cli::usage_error("missing URL"),

@@ -259,19 +259,13 @@ async fn serve(addr: SocketAddr) -> asyncio::Result<()> {
 
 fn main() -> ExitCode {
     common::init_logging();
-    let args = match cli::parse(&[]) {
-        Ok(Some(args)) => args,
-        Ok(None) => return cli::help(USAGE),
-        Err(msg) => return cli::usage_error(msg),
+    let args = match cli::args_or_exit(USAGE, &[]) {
+        Ok(args) => args,
+        Err(code) => return code,
     };
-    let addr = match args.positional.as_slice() {
-        [] => cli::DEFAULT_ADDR,
-        [addr] => addr.as_str(),
-        [_, extra, ..] => return cli::usage_error(format!("unexpected argument '{extra}'")),
-    };
-    let addr = match cli::listen_addr(addr) {
+    let addr = match cli::server_addr(&args) {
         Ok(a) => a,
-        Err(msg) => return cli::usage_error(msg),
+        Err(code) => return code,
     };
     cli::finish(asyncio::run(serve(addr)))
 }

@@ -66,6 +66,27 @@ pub fn parse(known: &[&'static str]) -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
+/// [`parse`] for `main`: the arguments, or the exit code `main` returns at once
+/// (`--help` printed, or a usage error).
+pub fn args_or_exit(usage: &str, known: &[&'static str]) -> Result<Args, ExitCode> {
+    match parse(known) {
+        Ok(Some(args)) => Ok(args),
+        Ok(None) => Err(help(usage)),
+        Err(msg) => Err(usage_error(msg)),
+    }
+}
+
+/// A server's optional `[ADDR]` argument: [`DEFAULT_ADDR`] or the one positional
+/// argument, parsed; or the exit code of a usage error.
+pub fn server_addr(args: &Args) -> Result<SocketAddr, ExitCode> {
+    let addr = match args.positional.as_slice() {
+        [] => DEFAULT_ADDR,
+        [addr] => addr.as_str(),
+        [_, extra, ..] => return Err(usage_error(format!("unexpected argument '{extra}'"))),
+    };
+    listen_addr(addr).map_err(usage_error)
+}
+
 /// `--help`: print `usage: PROG {usage}` on stdout, exit status 0. `usage` starts
 /// with the synopsis's arguments, so the program's name is whatever it was run as.
 pub fn help(usage: &str) -> ExitCode {

@@ -148,10 +148,9 @@ where
 {
     use super::cli;
     super::init_logging();
-    let args = match cli::parse(&["--selftest"]) {
-        Ok(Some(args)) => args,
-        Ok(None) => return cli::help(usage),
-        Err(msg) => return cli::usage_error(msg),
+    let args = match cli::args_or_exit(usage, &["--selftest"]) {
+        Ok(args) => args,
+        Err(code) => return code,
     };
     if args.has("--selftest") {
         if let Some(extra) = args.positional.first() {
@@ -159,14 +158,9 @@ where
         }
         return cli::finish(asyncio::run(selftest()));
     }
-    let addr = match args.positional.as_slice() {
-        [] => cli::DEFAULT_ADDR,
-        [addr] => addr.as_str(),
-        [_, extra, ..] => return cli::usage_error(format!("unexpected argument '{extra}'")),
-    };
-    let addr = match cli::listen_addr(addr) {
+    let addr = match cli::server_addr(&args) {
         Ok(a) => a,
-        Err(msg) => return cli::usage_error(msg),
+        Err(code) => return code,
     };
     cli::finish(asyncio::run(async move {
         let server = start(addr).await?;
