@@ -158,8 +158,14 @@ pub async fn open_unix_connection_with(
 /// coroutine `client_connected_cb` in a task with a done callback): an error or a
 /// panic is reported as `"Unhandled exception in client_connected_cb"` and the
 /// connection is closed; a cancelled task closes the connection too.
-fn spawn_client<Fut>(lp: &EventLoop, transport: Rc<dyn Transport>, fut: Fut)
+///
+/// The callback is called inside the task, on its first step, so that its future is
+/// built in place in the task's frame: a future passed in from outside would be moved
+/// into the frame and stored twice (once as the captured value, once pinned), which
+/// doubles an idle connection's task.
+fn spawn_client<F, Fut>(lp: &EventLoop, cb: Rc<F>, reader: StreamReader, writer: StreamWriter)
 where
+    F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
     Fut: StdFuture + 'static,
     Fut::Output: ClientOutcome,
 {
@@ -177,7 +183,8 @@ where
         }
     }
     lp.create_task(async move {
-        let mut fut = pin!(fut);
+        let transport = writer.transport().clone();
+        let mut fut = pin!(cb(reader, writer));
         let mut guard = CloseOnDrop(Some(transport));
         let outcome =
             poll_fn(
@@ -253,10 +260,9 @@ where
         AnyProtocol::Buffered(StreamReaderProtocol::with_client_connected_cb(
             reader,
             move |reader, writer| {
-                let Ok(lp) = get_running_loop() else { return };
-                let transport = writer.transport().clone();
-                let fut = cb(reader, writer);
-                spawn_client(&lp, transport, fut);
+                if let Ok(lp) = get_running_loop() {
+                    spawn_client(&lp, cb, reader, writer);
+                }
             },
         ))
     })

@@ -31,8 +31,9 @@ struct FlowState {
     /// Bumped by every `resume_writing`: a drainer that saw it change may go on, even
     /// if writing paused again meanwhile (asyncio resolves its future at resume).
     resumes: u64,
-    /// `connection_lost` ran, with this error (`None`: a clean close).
-    lost: Option<Option<Error>>,
+    /// `connection_lost` ran, with this error (`None`: a clean close). Boxed: most
+    /// connections never get here with an error, and an idle one should stay small.
+    lost: Option<Option<Box<Error>>>,
     /// Tasks waiting in `drain()` or `wait_closed()`.
     waiters: Vec<Waker>,
 }
@@ -142,7 +143,7 @@ impl StreamReaderProtocol {
             match (&st.lost, seen) {
                 (Some(_), None) => return Poll::Ready(Err(Error::connection_lost())),
                 (Some(None), Some(_)) => return Poll::Ready(Ok(())),
-                (Some(Some(e)), Some(_)) => return Poll::Ready(Err(e.clone())),
+                (Some(Some(e)), Some(_)) => return Poll::Ready(Err(Error::clone(e))),
                 (None, _) => {}
             }
             if !st.paused || seen.is_some_and(|n| n != st.resumes) {
@@ -162,7 +163,7 @@ impl StreamReaderProtocol {
             let mut st = self.flow.borrow_mut();
             match &st.lost {
                 Some(None) => Poll::Ready(Ok(())),
-                Some(Some(e)) => Poll::Ready(Err(e.clone())),
+                Some(Some(e)) => Poll::Ready(Err(Error::clone(e))),
                 None => {
                     st.park(cx);
                     Poll::Pending
@@ -201,7 +202,7 @@ impl BaseProtocol for StreamReaderProtocol {
             Some(e) => self.reader.set_exception(e.clone()),
         }
         let mut st = self.flow.borrow_mut();
-        st.lost = Some(exc);
+        st.lost = Some(exc.map(Box::new));
         st.paused = false;
         st.wake_all();
         drop(st);

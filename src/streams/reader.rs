@@ -48,7 +48,8 @@ impl Flow {
 pub(crate) struct ReaderState {
     pub(crate) buf: ByteBuf,
     eof: bool,
-    exception: Option<Error>,
+    /// Boxed: a connection that never fails should not carry an error's room.
+    exception: Option<Box<Error>>,
     waker: Option<Waker>,
     transport: Option<Weak<dyn Transport>>,
     paused: bool,
@@ -180,14 +181,14 @@ impl ReaderInner {
     pub(crate) fn set_exception(&self, e: Error) {
         let waker = {
             let mut st = self.state.borrow_mut();
-            st.exception = Some(e);
+            st.exception = Some(Box::new(e));
             st.take_waker()
         };
         wake(waker);
     }
 
     pub(crate) fn exception(&self) -> Option<Error> {
-        self.state.borrow().exception.clone()
+        self.state.borrow().exception.as_deref().cloned()
     }
 
     pub(crate) fn set_transport(&self, t: &Rc<dyn Transport>) -> Result<()> {
@@ -211,7 +212,7 @@ impl ReaderInner {
         let out = {
             let mut st = self.state.borrow_mut();
             if let Some(e) = &st.exception {
-                return Poll::Ready(Err(e.clone()));
+                return Poll::Ready(Err(Error::clone(e)));
             }
             match attempt(&mut st, self.limit) {
                 Some(r) => {

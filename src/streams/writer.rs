@@ -122,7 +122,7 @@ impl StreamWriter {
             return Err(e);
         }
         if self.transport.is_closing() {
-            crate::tasks::yield_now().await;
+            YieldOnce(false).await;
         }
         self.protocol.drain_helper().await
     }
@@ -147,6 +147,26 @@ impl StreamWriter {
             Some(ExtraInfo::Address(a)) => Some(a),
             _ => None,
         }
+    }
+}
+
+/// One loop iteration of waiting (asyncio's `await sleep(0)`), in one byte: every
+/// future that awaits `drain()` carries this, so it is kept smaller than a `Sleep`.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 
