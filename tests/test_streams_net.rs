@@ -173,10 +173,7 @@ async fn trickle(w: &StreamWriter, pieces: &[&[u8]]) {
 #[test]
 fn reads_across_many_small_chunks_and_split_separators() {
     run(async {
-        let (server, acc) = handover_server(asyncio::streams::DEFAULT_LIMIT).await;
-        let port = port_of(&server);
-        let (mut r, w) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
-        let (_sr, sw) = acc.next().await;
+        let (server, (mut r, w), (_sr, sw)) = connected(asyncio::streams::DEFAULT_LIMIT).await;
         let sender = asyncio::create_task(async move {
             // readline: a line in 1-byte pieces.
             let line = b"a line in tiny pieces\n";
@@ -224,10 +221,7 @@ fn read_flow_control_pauses_the_socket_and_keeps_the_buffer_bounded() {
     const TOTAL: usize = 8 << 20;
     let bound = 2 * LIMIT_ + MAX_READ;
     run(async move {
-        let (server, acc) = handover_server(LIMIT_).await;
-        let port = port_of(&server);
-        let (_cr, cw) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
-        let (mut r, sw) = acc.next().await;
+        let (server, (_cr, cw), (mut r, sw)) = connected(LIMIT_).await;
         let writer = asyncio::create_task(async move {
             let data = pattern(TOTAL);
             for c in data.chunks(64 * 1024) {
@@ -281,10 +275,7 @@ fn read_flow_control_pauses_the_socket_and_keeps_the_buffer_bounded() {
 #[test]
 fn drain_bounds_the_write_buffer_against_a_peer_that_does_not_read() {
     run(async {
-        let (server, acc) = handover_server(asyncio::streams::DEFAULT_LIMIT).await;
-        let port = port_of(&server);
-        let (_cr, cw) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
-        let (sr, sw) = acc.next().await;
+        let (server, (_cr, cw), (sr, sw)) = connected(asyncio::streams::DEFAULT_LIMIT).await;
         drain_against_a_silent_peer(cw, sr, &sw).await;
         server.close();
         server.wait_closed().await.unwrap();
@@ -380,10 +371,7 @@ async fn blocked_drainers(w: &Rc<StreamWriter>, n: usize) -> Rc<RefCell<Vec<Resu
 #[test]
 fn writelines_pauses_writing_and_drain_waits() {
     run(async {
-        let (server, acc) = handover_server(asyncio::streams::DEFAULT_LIMIT).await;
-        let port = port_of(&server);
-        let (_cr, cw) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
-        let (mut sr, sw) = acc.next().await;
+        let (server, (_cr, cw), (mut sr, sw)) = connected(asyncio::streams::DEFAULT_LIMIT).await;
         // asyncio 3.12-3.13.0 forgot to pause in writelines (gh-127655).
         let data = pattern(8 << 20);
         let parts: Vec<&[u8]> = data.chunks(100_000).collect();
@@ -404,11 +392,8 @@ fn writelines_pauses_writing_and_drain_waits() {
 #[test]
 fn many_concurrent_drainers_are_all_released_on_resume() {
     run(async {
-        let (server, acc) = handover_server(asyncio::streams::DEFAULT_LIMIT).await;
-        let port = port_of(&server);
-        let (_cr, cw) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
+        let (server, (_cr, cw), (mut sr, sw)) = connected(asyncio::streams::DEFAULT_LIMIT).await;
         let cw = Rc::new(cw);
-        let (mut sr, sw) = acc.next().await;
         let out = blocked_drainers(&cw, 10).await;
         // The peer reads: the buffer drains to the low-water mark, all are released.
         let mut at = 0;
@@ -468,10 +453,7 @@ fn many_concurrent_drainers_are_all_released_when_the_connection_is_lost() {
 #[test]
 fn half_close_server_reads_to_eof_and_still_answers() {
     run(async {
-        let (server, acc) = handover_server(asyncio::streams::DEFAULT_LIMIT).await;
-        let port = port_of(&server);
-        let (mut cr, cw) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
-        let (mut sr, sw) = acc.next().await;
+        let (server, (mut cr, cw), (mut sr, sw)) = connected(asyncio::streams::DEFAULT_LIMIT).await;
         half_close_exchange(&mut cr, &cw, &mut sr, &sw).await;
         server.close();
         server.wait_closed().await.unwrap();
@@ -535,11 +517,8 @@ async fn half_close_exchange(
 #[test]
 fn wait_closed_after_a_clean_close_many_times_and_at_once() {
     run(async {
-        let (server, acc) = handover_server(asyncio::streams::DEFAULT_LIMIT).await;
-        let port = port_of(&server);
-        let (_cr, cw) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
+        let (server, (_cr, cw), (mut sr, sw)) = connected(asyncio::streams::DEFAULT_LIMIT).await;
         let cw = Rc::new(cw);
-        let (mut sr, sw) = acc.next().await;
         // Several tasks wait before the close.
         let waiters: Vec<_> = (0..3)
             .map(|_| {
@@ -614,10 +593,7 @@ fn idle_connection_holds_no_read_buffer() {
 #[test]
 fn fresh_connection_holds_no_read_buffer() {
     run(async {
-        let (server, acc) = handover_server(asyncio::streams::DEFAULT_LIMIT).await;
-        let port = port_of(&server);
-        let (cr, cw) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
-        let (sr, sw) = acc.next().await;
+        let (server, (cr, cw), (sr, sw)) = connected(asyncio::streams::DEFAULT_LIMIT).await;
         // Let both transports start reading (and find nothing).
         idle(5).await;
         assert_eq!(
@@ -640,10 +616,7 @@ fn fresh_connection_holds_no_read_buffer() {
 #[test]
 fn reader_waiting_after_a_burst_holds_no_read_buffer() {
     run(async {
-        let (server, acc) = handover_server(asyncio::streams::DEFAULT_LIMIT).await;
-        let port = port_of(&server);
-        let (_cr, cw) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
-        let (mut sr, sw) = acc.next().await;
+        let (server, (_cr, cw), (mut sr, sw)) = connected(asyncio::streams::DEFAULT_LIMIT).await;
         // A burst over 2 x limit: the server transport pauses; a read that takes
         // everything resumes it, and the resumed transport finds nothing more.
         const N: usize = 200_000;

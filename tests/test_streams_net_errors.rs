@@ -47,10 +47,7 @@ async fn peer_sees_close(s: &mut std::net::TcpStream) -> Vec<u8> {
 #[test]
 fn drain_after_close_is_connection_lost() {
     run(async {
-        let (server, acc) = handover_server(asyncio::streams::DEFAULT_LIMIT).await;
-        let port = port_of(&server);
-        let (_r, w) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
-        let (mut sr, _sw) = acc.next().await;
+        let (server, (_r, w), (mut sr, _sw)) = connected(asyncio::streams::DEFAULT_LIMIT).await;
         w.close();
         w.write(b"x").unwrap(); // accepted and dropped, as in asyncio
         let e = w.drain().await.unwrap_err();

@@ -63,6 +63,16 @@ pub async fn handover_server(limit: usize) -> (Server, Rc<Handover>) {
     (server, acc)
 }
 
+/// A TCP server as [`handover_server`] and one connection to it: the server, the
+/// client's pair and the server side's pair.
+pub async fn connected(limit: usize) -> (Server, Pair, Pair) {
+    let (server, acc) = handover_server(limit).await;
+    let port = crate::support_transports::port_of(&server);
+    let client = asyncio::open_connection("127.0.0.1", port).await.unwrap();
+    let accepted = acc.next().await;
+    (server, client, accepted)
+}
+
 /// A Unix server at `path` that hands each connection over.
 pub async fn handover_unix_server(path: &Path) -> (Server, Rc<Handover>) {
     let acc: Rc<Handover> = Rc::default();
