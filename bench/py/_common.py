@@ -36,6 +36,20 @@ def run(main_coro_factory, use_uvloop):
         pass
 
 
+def serve_streams(handle, **kwds):
+    """The ``__main__`` of a streams server: parse the command line, then serve
+    ``handle(reader, writer)`` with ``asyncio.start_server(..., **kwds)`` until
+    killed."""
+    host, port, use_uvloop = parse_args()
+
+    async def main():
+        server = await asyncio.start_server(handle, host, port, backlog=1024, **kwds)
+        async with server:
+            await server.serve_forever()
+
+    run(main, use_uvloop)
+
+
 def set_nodelay(transport):
     """Sets TCP_NODELAY (asyncio and uvloop usually do already; be explicit)."""
     sock = transport.get_extra_info("socket")

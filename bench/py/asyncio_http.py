@@ -8,9 +8,8 @@ is honoured.
 Usage: python3 asyncio_http.py HOST:PORT [--uvloop]
 """
 
-import asyncio
 
-from _common import parse_args, run, set_nodelay
+from _common import serve_streams, set_nodelay
 
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
@@ -52,12 +51,5 @@ async def handle(reader, writer):
         writer.close()
 
 
-async def main(host, port):
-    server = await asyncio.start_server(handle, host, port, backlog=1024)
-    async with server:
-        await server.serve_forever()
-
-
 if __name__ == "__main__":
-    HOST, PORT, UVLOOP = parse_args()
-    run(lambda: main(HOST, PORT), UVLOOP)
+    serve_streams(handle)

@@ -3,9 +3,8 @@
 Usage: python3 asyncio_streams_echo.py HOST:PORT [--uvloop]
 """
 
-import asyncio
 
-from _common import parse_args, run, set_nodelay
+from _common import serve_streams, set_nodelay
 
 
 async def handle(reader, writer):
@@ -23,12 +22,5 @@ async def handle(reader, writer):
         writer.close()
 
 
-async def main(host, port):
-    server = await asyncio.start_server(handle, host, port, backlog=1024)
-    async with server:
-        await server.serve_forever()
-
-
 if __name__ == "__main__":
-    HOST, PORT, UVLOOP = parse_args()
-    run(lambda: main(HOST, PORT), UVLOOP)
+    serve_streams(handle)

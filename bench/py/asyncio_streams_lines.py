@@ -6,9 +6,8 @@ limit is 64 KiB).
 Usage: python3 asyncio_streams_lines.py HOST:PORT [--uvloop]
 """
 
-import asyncio
 
-from _common import parse_args, run, set_nodelay
+from _common import serve_streams, set_nodelay
 
 
 async def handle(reader, writer):
@@ -26,12 +25,5 @@ async def handle(reader, writer):
         writer.close()
 
 
-async def main(host, port):
-    server = await asyncio.start_server(handle, host, port, backlog=1024, limit=1 << 20)
-    async with server:
-        await server.serve_forever()
-
-
 if __name__ == "__main__":
-    HOST, PORT, UVLOOP = parse_args()
-    run(lambda: main(HOST, PORT), UVLOOP)
+    serve_streams(handle, limit=1 << 20)
