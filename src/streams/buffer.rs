@@ -136,9 +136,9 @@ impl ByteBuf {
         release(std::mem::take(&mut self.data));
     }
 
-    /// Give the storage back to the pool if no live byte is held (a read that lent
-    /// room and then found nothing to read leaves storage behind; a reader about to
-    /// wait calls this so an idle connection holds no buffer).
+    /// Give the storage back to the pool if no live byte is held. Consuming the last
+    /// byte already does; this is for room lent to a read that then found nothing
+    /// (`BufferedProtocol::buffer_unused`), so an idle connection holds no buffer.
     #[inline]
     pub(crate) fn release_if_empty(&mut self) {
         if self.is_empty() && !self.data.is_empty() {

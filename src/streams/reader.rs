@@ -96,7 +96,6 @@ impl ReaderState {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => self.waker = Some(cx.waker().clone()),
         }
-        self.buf.release_if_empty();
         if self.paused {
             self.resume()
         } else {
