@@ -290,6 +290,17 @@ fn add_reader_on_a_closed_loop_is_an_error() {
 }
 
 #[test]
+fn a_negative_fd_is_a_value_error() {
+    // asyncio's `_fileobj_to_fd`: ValueError("Invalid file descriptor: -1").
+    let lp = EventLoop::new().unwrap();
+    let e = lp.add_reader(-1, || {}).unwrap_err();
+    assert_eq!(e.to_string(), "ValueError: Invalid file descriptor: -1");
+    assert!(matches!(lp.add_writer(-5, || {}), Err(Error::Value(_))));
+    assert!(matches!(lp.remove_reader(-1), Err(Error::Value(_))));
+    lp.close().unwrap();
+}
+
+#[test]
 fn closing_the_loop_drops_its_callbacks() {
     let lp = EventLoop::new().unwrap();
     let (a, _b) = socketpair();

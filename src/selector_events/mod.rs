@@ -28,7 +28,6 @@ pub(crate) mod transport;
 pub use sock::AsyncSocket;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -77,23 +76,67 @@ pub(crate) trait IoHandler {
     fn loop_closed(&self) {}
 }
 
-enum SlotKind {
-    /// `add_reader` / `add_writer` callbacks on a raw fd.
-    Fd {
-        fd: RawFd,
-        reader: Option<Rc<dyn Fn()>>,
-        writer: Option<Rc<dyn Fn()>>,
-    },
-    /// A transport, server or waiter.
-    Handler {
-        fd: Option<RawFd>,
-        handler: Rc<dyn IoHandler>,
-    },
+/// The `add_reader` / `add_writer` callbacks of one raw fd.
+struct FdCallbacks {
+    reader: Option<Rc<dyn Fn()>>,
+    writer: Option<Rc<dyn Fn()>>,
 }
 
+enum SlotKind {
+    /// `add_reader` / `add_writer` callbacks on a raw fd (boxed: rare, and the slab's
+    /// entries stay small).
+    Fd(Box<FdCallbacks>),
+    /// A transport, server or waiter.
+    Handler(Rc<dyn IoHandler>),
+}
+
+/// One registration (24 bytes), one per open connection.
 struct Slot {
     gen: u32,
+    /// The registered fd, or -1 (a source registered without one).
+    fd: RawFd,
     kind: SlotKind,
+}
+
+// The slab holds one slot per open connection: keep it at 24 bytes.
+const _: () = assert!(cfg!(not(target_pointer_width = "64")) || std::mem::size_of::<Slot>() <= 24);
+
+/// Which slot owns which fd: the slot key plus one, indexed by the fd (0: none). The
+/// kernel hands out the lowest free fd number, so the table stays about as long as
+/// the number of open fds, at 4 bytes each (a hash map took ~40 per entry).
+#[derive(Default)]
+struct FdTable(Vec<u32>);
+
+impl FdTable {
+    fn get(&self, fd: RawFd) -> Option<usize> {
+        let i = usize::try_from(fd).ok()?;
+        match self.0.get(i) {
+            Some(&k) if k != 0 => Some(k as usize - 1),
+            _ => None,
+        }
+    }
+
+    /// Record `fd -> key`; `fd` is non-negative and `key` a slot key (below 2^32 - 1,
+    /// since a token keeps 32 bits of it).
+    fn insert(&mut self, fd: RawFd, key: usize) {
+        let (Ok(i), Ok(k)) = (usize::try_from(fd), u32::try_from(key + 1)) else {
+            return;
+        };
+        if i >= self.0.len() {
+            self.0.resize(i + 1, 0);
+        }
+        self.0[i] = k;
+    }
+
+    fn remove(&mut self, fd: RawFd) {
+        if let Some(k) = usize::try_from(fd).ok().and_then(|i| self.0.get_mut(i)) {
+            *k = 0;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.0 = Vec::new();
+    }
 }
 
 /// The loop's I/O state.
@@ -107,7 +150,7 @@ pub(crate) struct IoState {
     /// loop then polls on every iteration).
     fd_callbacks: Cell<usize>,
     /// Which slot owns which fd (for `add_reader` and the "used by transport" check).
-    fds: RefCell<HashMap<RawFd, usize>>,
+    fds: RefCell<FdTable>,
 }
 
 fn token_of(key: usize, gen: u32) -> Token {
@@ -160,7 +203,7 @@ impl IoState {
                 slots: RefCell::new(Slab::new()),
                 generation: Cell::new(0),
                 fd_callbacks: Cell::new(0),
-                fds: RefCell::new(HashMap::new()),
+                fds: RefCell::new(FdTable::default()),
             },
             waker,
         ))
@@ -221,8 +264,8 @@ impl Inner {
         }
         let owner = match self.io.slots.borrow().get(key) {
             Some(slot) if slot.gen == gen => match &slot.kind {
-                SlotKind::Fd { fd, .. } => format!("add_reader/add_writer on fd {fd}"),
-                SlotKind::Handler { handler, .. } => handler.describe(),
+                SlotKind::Fd(_) => format!("add_reader/add_writer on fd {}", slot.fd),
+                SlotKind::Handler(handler) => handler.describe(),
             },
             _ => "a freed registration (dropped)".to_string(),
         };
@@ -238,7 +281,8 @@ impl Inner {
         }
         let target = match self.io.slots.borrow().get(key) {
             Some(slot) if slot.gen == gen => match &slot.kind {
-                SlotKind::Fd { reader, writer, .. } => {
+                SlotKind::Fd(cbs) => {
+                    let FdCallbacks { reader, writer } = &**cbs;
                     let r = if bits & (READABLE | READ_CLOSED | ERROR) != 0 {
                         reader.clone()
                     } else {
@@ -251,7 +295,7 @@ impl Inner {
                     };
                     Target::Fd(r, w)
                 }
-                SlotKind::Handler { handler, .. } => Target::Handler(handler.clone()),
+                SlotKind::Handler(handler) => Target::Handler(handler.clone()),
             },
             // A late event for a freed or reused slot: never deliver it.
             _ => return,
@@ -295,9 +339,10 @@ impl Inner {
         match self.io.slots.borrow().get(key) {
             Some(Slot {
                 gen: g,
-                kind: SlotKind::Fd { reader, writer, .. },
+                kind: SlotKind::Fd(cbs),
+                ..
             }) if *g == gen => {
-                let current = if write { writer } else { reader };
+                let current = if write { &cbs.writer } else { &cbs.reader };
                 current.as_ref().is_some_and(|c| Rc::ptr_eq(c, cb))
             }
             _ => false,
@@ -309,13 +354,14 @@ impl Inner {
         let slots = self.io.slots.borrow();
         if let Some(Slot {
             gen: g,
-            kind: SlotKind::Fd { fd, reader, writer },
+            fd,
+            kind: SlotKind::Fd(cbs),
         }) = slots.get(key)
         {
             if *g != gen {
                 return;
             }
-            if let Some(interest) = interest_of(reader.is_some(), writer.is_some()) {
+            if let Some(interest) = interest_of(cbs.reader.is_some(), cbs.writer.is_some()) {
                 let _ =
                     self.io
                         .registry
@@ -334,7 +380,7 @@ impl Inner {
     ) -> Result<usize> {
         self.check_closed()?;
         if let Some(fd) = fd {
-            if self.io.fds.borrow().contains_key(&fd) {
+            if self.io.fds.borrow().get(fd).is_some() {
                 return Err(Error::runtime(format!(
                     "File descriptor {fd} is already registered"
                 )));
@@ -343,7 +389,8 @@ impl Inner {
         let gen = self.io.next_gen();
         let key = self.io.slots.borrow_mut().insert(Slot {
             gen,
-            kind: SlotKind::Handler { fd, handler },
+            fd: fd.unwrap_or(-1),
+            kind: SlotKind::Handler(handler),
         });
         let token = token_of(key, gen);
         if let Err(e) = self.io.registry.register(source, token, interest) {
@@ -384,27 +431,29 @@ impl Inner {
             Some(slot) if slot.gen == gen => {}
             _ => return None,
         }
-        match slots.remove(key).kind {
-            SlotKind::Handler { fd, handler } => {
-                if let Some(fd) = fd {
-                    self.io.fds.borrow_mut().remove(&fd);
-                }
+        let slot = slots.remove(key);
+        match slot.kind {
+            SlotKind::Handler(handler) => {
+                self.io.fds.borrow_mut().remove(slot.fd);
                 Some(handler)
             }
-            SlotKind::Fd { .. } => None,
+            SlotKind::Fd(_) => None,
         }
     }
 
     fn set_fd_callback(&self, fd: RawFd, write: bool, cb: Option<Rc<dyn Fn()>>) -> Result<bool> {
-        let existing = self.io.fds.borrow().get(&fd).copied();
+        if fd < 0 {
+            return Err(Error::value(format!("Invalid file descriptor: {fd}")));
+        }
+        let existing = self.io.fds.borrow().get(fd);
         let mut slots = self.io.slots.borrow_mut();
         match existing {
             Some(key) => {
                 let slot = slots.get_mut(key).expect("fds and slots agree");
                 let gen = slot.gen;
-                let (reader, writer) = match &mut slot.kind {
-                    SlotKind::Fd { reader, writer, .. } => (reader, writer),
-                    SlotKind::Handler { handler, .. } => {
+                let FdCallbacks { reader, writer } = match &mut slot.kind {
+                    SlotKind::Fd(cbs) => &mut **cbs,
+                    SlotKind::Handler(handler) => {
                         // Adding and removing alike (asyncio's `_ensure_fd_no_transport`).
                         return Err(Error::runtime(format!(
                             "File descriptor {fd} is used by {}",
@@ -428,7 +477,7 @@ impl Inner {
                     None => {
                         let _ = self.io.registry.deregister(&mut SourceFd(&fd));
                         slots.remove(key);
-                        self.io.fds.borrow_mut().remove(&fd);
+                        self.io.fds.borrow_mut().remove(fd);
                         self.io.fd_callbacks.set(self.io.fd_callbacks.get() - 1);
                     }
                 }
@@ -444,7 +493,8 @@ impl Inner {
                 };
                 let key = slots.insert(Slot {
                     gen,
-                    kind: SlotKind::Fd { fd, reader, writer },
+                    fd,
+                    kind: SlotKind::Fd(Box::new(FdCallbacks { reader, writer })),
                 });
                 let interest = if write {
                     Interest::WRITABLE
@@ -477,7 +527,7 @@ impl Inner {
         self.io.fds.borrow_mut().clear();
         self.io.fd_callbacks.set(0);
         for slot in &slots {
-            if let SlotKind::Handler { handler, .. } = &slot.kind {
+            if let SlotKind::Handler(handler) = &slot.kind {
                 handler.loop_closed();
             }
         }
