@@ -8,7 +8,7 @@
 
 use std::cell::{Cell, RefCell, RefMut};
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future as StdFuture};
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -136,9 +136,12 @@ impl StreamReaderProtocol {
     /// connection is already gone; at once if writing is not paused; otherwise wait
     /// for `resume_writing` (then `Ok`) or `connection_lost` (its error, or `Ok` for a
     /// clean close). Any number of tasks may wait at once.
-    pub(crate) async fn drain_helper(&self) -> Result<()> {
+    ///
+    /// Returns the future (not an `async fn`): its state is the counter it saw, so a
+    /// connection waiting in `drain()` stays small.
+    pub(crate) fn drain_helper(&self) -> impl StdFuture<Output = Result<()>> + '_ {
         let mut seen: Option<u64> = None;
-        poll_fn(|cx| {
+        poll_fn(move |cx| {
             let mut st = self.flow.borrow_mut();
             match (&st.lost, seen) {
                 (Some(_), None) => return Poll::Ready(Err(Error::connection_lost())),
@@ -153,12 +156,11 @@ impl StreamReaderProtocol {
             st.park(cx);
             Poll::Pending
         })
-        .await
     }
 
     /// asyncio's `await protocol._closed`: `Ok` once `connection_lost(None)` ran, the
     /// error once `connection_lost(Some(e))` ran.
-    pub(crate) async fn closed(&self) -> Result<()> {
+    pub(crate) fn closed(&self) -> impl StdFuture<Output = Result<()>> + '_ {
         poll_fn(|cx| {
             let mut st = self.flow.borrow_mut();
             match &st.lost {
@@ -170,7 +172,6 @@ impl StreamReaderProtocol {
                 }
             }
         })
-        .await
     }
 
     fn made(&self, transport: Rc<dyn Transport>) {

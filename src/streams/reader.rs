@@ -10,7 +10,7 @@
 
 use std::cell::{RefCell, RefMut};
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future as StdFuture};
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -20,6 +20,9 @@ use crate::transports::Transport;
 
 /// asyncio's `_DEFAULT_LIMIT`: 64 KiB.
 pub const DEFAULT_LIMIT: usize = 64 * 1024;
+
+/// `readline`'s separator.
+const NEWLINE: &[&[u8]] = &[b"\n"];
 
 /// What to do to the transport once the state is no longer borrowed: the transport's
 /// `pause_reading` / `resume_reading` may call back (a user's transport could feed data
@@ -478,7 +481,14 @@ impl StreamReader {
     /// [`StreamReader::readuntil`] to keep the data and get the typed
     /// [`LimitOverrun`](Error::LimitOverrun) error instead. Cancel-safe.
     pub async fn readline(&mut self) -> Result<Vec<u8>> {
-        match self.readuntil(b"\n").await {
+        let r = self.until(NEWLINE).await;
+        self.line_outcome(r)
+    }
+
+    /// `readline`'s rules applied to the outcome of `readuntil(b"\n")`: a partial last
+    /// line is a line, and an overlong line is discarded and becomes a `ValueError`.
+    fn line_outcome(&mut self, r: Result<Vec<u8>>) -> Result<Vec<u8>> {
+        match r {
             Ok(line) => Ok(line),
             Err(Error::IncompleteRead { partial, .. }) => Ok(partial),
             Err(Error::LimitOverrun { message, consumed }) => {
@@ -510,7 +520,10 @@ impl StreamReader {
     /// An empty separator is a `ValueError`. Bytes already searched are never searched
     /// again while the read waits. Cancel-safe.
     pub async fn readuntil(&mut self, separator: &[u8]) -> Result<Vec<u8>> {
-        self.readuntil_any(&[separator]).await
+        if separator.is_empty() {
+            return Err(Error::value("Separator should be at least one-byte string"));
+        }
+        self.until(std::slice::from_ref(&separator)).await
     }
 
     /// Read up to the first of several separators (asyncio 3.13's `readuntil()` with
@@ -537,10 +550,22 @@ impl StreamReader {
             sorted = v;
             &sorted[..]
         };
+        self.until(seps).await
+    }
+
+    /// The wait of `readuntil_any` for separators sorted by length. A plain function
+    /// returning the future (not an `async fn`), so that the reads built on it carry
+    /// no state of their own beyond the search offset: `readline`'s future is 48
+    /// bytes, and every waiting connection holds one.
+    fn until<'a>(
+        &'a mut self,
+        seps: &'a [&'a [u8]],
+    ) -> impl StdFuture<Output = Result<Vec<u8>>> + 'a {
         let inner = &*self.inner;
         let mut offset = 0;
-        poll_fn(|cx| inner.poll_with(cx, |st, limit| readuntil_step(st, limit, seps, &mut offset)))
-            .await
+        poll_fn(move |cx| {
+            inner.poll_with(cx, |st, limit| readuntil_step(st, limit, seps, &mut offset))
+        })
     }
 
     /// Read exactly `n` bytes (asyncio's `readexactly()`).
@@ -589,7 +614,8 @@ impl StreamReader {
     /// }).unwrap();
     /// ```
     pub async fn next_line(&mut self) -> Option<Result<Vec<u8>>> {
-        match self.readline().await {
+        let r = self.until(NEWLINE).await;
+        match self.line_outcome(r) {
             Ok(line) if line.is_empty() => None,
             r => Some(r),
         }
