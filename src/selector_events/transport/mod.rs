@@ -50,6 +50,7 @@ mod read;
 mod socket;
 mod write;
 
+use socket::SockName;
 pub(crate) use socket::{unix_address, StreamSocket};
 
 use super::{IoHandler, ERROR, READABLE, READ_CLOSED, REQUEUED, WRITABLE, WRITE_CLOSED};
@@ -59,8 +60,7 @@ use crate::exceptions::{Error, Result};
 use crate::futures::Future;
 use crate::server::{AnyProtocol, ServerInner};
 use crate::transports::{
-    resolve_write_buffer_limits, Address, BaseTransport, ExtraInfo, ReadTransport, Transport,
-    WriteTransport,
+    resolve_write_buffer_limits, BaseTransport, ExtraInfo, ReadTransport, Transport, WriteTransport,
 };
 
 /// asyncio's `max_size`: the most one read asks for (256 KiB).
@@ -127,12 +127,13 @@ pub(crate) struct SocketTransport<S: StreamSocket> {
     flags: Cell<Flags>,
     /// asyncio's `_conn_lost`: 0 while connected, then counts writes after the loss.
     conn_lost: Cell<u32>,
-    peer: Option<Address>,
-    local: Option<Address>,
-    server: RefCell<Option<(Rc<ServerInner>, usize)>>,
+    peer: SockName,
+    local: SockName,
+    /// The server that accepted this connection and our key in its client table.
+    server: Cell<Option<(Rc<ServerInner>, usize)>>,
     /// The creation waiter and the error to fail it with (client side only, until the
     /// start steps ran; boxed so that server-side transports do not carry its room).
-    waiter: RefCell<Option<CreationWaiter>>,
+    waiter: Cell<Option<CreationWaiter>>,
 }
 
 impl<S: StreamSocket> SocketTransport<S> {
@@ -149,8 +150,8 @@ impl<S: StreamSocket> SocketTransport<S> {
         lp.inner.check_closed()?;
         sock.prepare()?;
         let fd = sock.as_raw_fd();
-        let peer = sock.peer();
-        let local = sock.local();
+        let peer = SockName::new(sock.peer());
+        let local = SockName::new(sock.local());
         let t = Rc::new_cyclic(|me| SocketTransport {
             me: me.clone(),
             lp: Rc::downgrade(&lp.inner),
@@ -165,8 +166,8 @@ impl<S: StreamSocket> SocketTransport<S> {
             conn_lost: Cell::new(0),
             peer,
             local,
-            server: RefCell::new(None),
-            waiter: RefCell::new(waiter.map(|w| Box::new((w, None)))),
+            server: Cell::new(None),
+            waiter: Cell::new(waiter.map(|w| Box::new((w, None)))),
         });
         {
             let mut sock = t.sock.borrow_mut();
@@ -179,7 +180,7 @@ impl<S: StreamSocket> SocketTransport<S> {
         if let Some(server) = server {
             let me: Weak<dyn Transport> = t.me.clone();
             let key = server.attach(me);
-            *t.server.borrow_mut() = Some((server, key));
+            t.server.set(Some((server, key)));
         }
         let t1 = t.clone();
         lp.inner
@@ -280,7 +281,7 @@ impl<S: StreamSocket> SocketTransport<S> {
     }
 
     fn resolve_waiter_step(self: Rc<Self>) {
-        let Some(waiter) = self.waiter.borrow_mut().take() else {
+        let Some(waiter) = self.waiter.take() else {
             return;
         };
         let (w, err) = *waiter;
@@ -319,8 +320,9 @@ impl<S: StreamSocket> SocketTransport<S> {
             return;
         }
         self.set(Flags::FATAL, true);
-        if let Some(waiter) = &mut *self.waiter.borrow_mut() {
+        if let Some(mut waiter) = self.waiter.take() {
             waiter.1.get_or_insert_with(|| exc.clone());
+            self.waiter.set(Some(waiter));
         }
         self.force_close(Some(exc));
     }
@@ -385,7 +387,7 @@ impl<S: StreamSocket> SocketTransport<S> {
         let proto = self.protocol.borrow_mut().take();
         drop(proto);
         *self.buffer.borrow_mut() = VecDeque::new();
-        let server = self.server.borrow_mut().take();
+        let server = self.server.take();
         if let Some((server, key)) = server {
             server.detach(key);
         }
@@ -421,9 +423,9 @@ impl<S: StreamSocket> IoHandler for SocketTransport<S> {
         // Break the transport <-> protocol cycle; the socket closes with the transport.
         let proto = self.protocol.borrow_mut().take();
         drop(proto);
-        let server = self.server.borrow_mut().take();
+        let server = self.server.take();
         drop(server);
-        let waiter = self.waiter.borrow_mut().take();
+        let waiter = self.waiter.take();
         drop(waiter);
         self.set(Flags::CLOSING, true);
         if self.conn_lost.get() == 0 {
@@ -435,10 +437,10 @@ impl<S: StreamSocket> IoHandler for SocketTransport<S> {
 impl<S: StreamSocket> fmt::Debug for SocketTransport<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "<{} transport fd={}", S::KIND, self.fd)?;
-        if let Some(a) = &self.local {
+        if let Some(a) = self.local.get() {
             write!(f, " {a}")?;
         }
-        if let Some(p) = &self.peer {
+        if let Some(p) = self.peer.get() {
             write!(f, "<->{p}")?;
         }
         write!(f, " {}", self.state_str())?;
@@ -472,8 +474,8 @@ impl<S: StreamSocket> BaseTransport for SocketTransport<S> {
 
     fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
         match name {
-            "peername" => self.peer.clone().map(ExtraInfo::Address),
-            "sockname" => self.local.clone().map(ExtraInfo::Address),
+            "peername" => self.peer.get().map(ExtraInfo::Address),
+            "sockname" => self.local.get().map(ExtraInfo::Address),
             "socket" => Some(ExtraInfo::Socket(self.fd)),
             _ => None,
         }

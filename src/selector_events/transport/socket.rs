@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 
 use mio::event::Source;
@@ -80,6 +80,33 @@ impl StreamSocket for mio::net::TcpStream {
     }
     fn local(&self) -> Option<Address> {
         self.local_addr().ok().map(Address::Inet)
+    }
+}
+
+/// A socket address as a transport keeps it: an IPv4 address inline in 8 bytes (the
+/// common case), anything else boxed, so that every connection does not carry room
+/// for an IPv6 address or a path (two [`Address`]es took 64 bytes).
+pub(crate) enum SockName {
+    Unknown,
+    V4(SocketAddrV4),
+    Other(Box<Address>),
+}
+
+impl SockName {
+    pub(crate) fn new(a: Option<Address>) -> SockName {
+        match a {
+            None => SockName::Unknown,
+            Some(Address::Inet(SocketAddr::V4(v4))) => SockName::V4(v4),
+            Some(other) => SockName::Other(Box::new(other)),
+        }
+    }
+
+    pub(crate) fn get(&self) -> Option<Address> {
+        match self {
+            SockName::Unknown => None,
+            SockName::V4(v4) => Some(Address::Inet(SocketAddr::V4(*v4))),
+            SockName::Other(a) => Some(Address::clone(a)),
+        }
     }
 }
 
