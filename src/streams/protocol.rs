@@ -74,52 +74,64 @@ impl FlowState {
 ///
 /// [`EventLoop::create_connection_with`]: crate::EventLoop::create_connection_with
 pub struct StreamReaderProtocol {
+    /// The reader's state, in the same allocation: an idle connection's reader and
+    /// protocol cost one allocation, not two.
+    pub(crate) reader: ReaderInner,
     me: Weak<StreamReaderProtocol>,
-    pub(crate) reader: Rc<ReaderInner>,
-    lp: Weak<Inner>,
+    /// The loop: the one running when the reader was made, else the one that ran
+    /// `connection_made`.
+    lp: Cell<Weak<Inner>>,
     flow: RefCell<FlowState>,
     connected: Cell<bool>,
-    /// Server side: the reader handle and the callback, until `connection_made`.
-    client: RefCell<Option<(StreamReader, ConnectedCb)>>,
+    /// Server side: the callback, until `connection_made`.
+    client: Cell<Option<ConnectedCb>>,
 }
 
 impl StreamReaderProtocol {
-    /// A protocol that feeds `reader` (asyncio's `StreamReaderProtocol(reader)`). Make
+    /// The protocol that feeds `reader` (asyncio's `StreamReaderProtocol(reader)`). Make
     /// the [`StreamWriter`] yourself once the transport exists.
+    ///
+    /// Every reader is made together with its protocol (the reader's buffer lives in
+    /// it), so this returns that one protocol: calling it twice for one reader gives
+    /// the same protocol, where asyncio would make two feeding one reader.
     pub fn new(reader: &StreamReader) -> Rc<StreamReaderProtocol> {
-        Self::make(reader.inner.clone(), None)
+        reader.proto.clone()
     }
 
     /// A server-side protocol (asyncio's `StreamReaderProtocol(reader,
     /// client_connected_cb)`): in `connection_made` it makes the [`StreamWriter`] and
     /// calls `cb(reader, writer)` synchronously. A panic in `cb` is a fatal error for
     /// this connection only.
+    ///
+    /// This is `reader`'s own protocol (see [`StreamReaderProtocol::new`]); the callback
+    /// gets a handle to the same reader. A second call replaces the callback.
     pub fn with_client_connected_cb(
         reader: StreamReader,
         cb: impl FnOnce(StreamReader, StreamWriter) + 'static,
     ) -> Rc<StreamReaderProtocol> {
-        let inner = reader.inner.clone();
-        Self::make(inner, Some((reader, Box::new(cb))))
+        reader.proto.client.set(Some(Box::new(cb)));
+        reader.proto
     }
 
-    fn make(
-        reader: Rc<ReaderInner>,
-        client: Option<(StreamReader, ConnectedCb)>,
-    ) -> Rc<StreamReaderProtocol> {
+    /// A reader's protocol, made with the reader.
+    pub(crate) fn make(reader: ReaderInner) -> Rc<StreamReaderProtocol> {
         let lp = crate::events::with_running(Rc::downgrade).unwrap_or_default();
         Rc::new_cyclic(|me| StreamReaderProtocol {
-            me: me.clone(),
             reader,
-            lp,
+            me: me.clone(),
+            lp: Cell::new(lp),
             flow: RefCell::new(FlowState::default()),
             connected: Cell::new(false),
-            client: RefCell::new(client),
+            client: Cell::new(None),
         })
     }
 
-    /// The loop this protocol was made on, if it is still open.
+    /// The loop this protocol runs on, if it is still open.
     pub(crate) fn live_loop(&self) -> Option<Rc<Inner>> {
-        self.lp.upgrade().filter(|l| !l.is_closed())
+        let lp = self.lp.take();
+        let live = lp.upgrade().filter(|l| !l.is_closed());
+        self.lp.set(lp);
+        live
     }
 
     /// Whether `connection_lost` ran.
@@ -176,13 +188,18 @@ impl StreamReaderProtocol {
 
     fn made(&self, transport: Rc<dyn Transport>) {
         self.connected.set(true);
+        if self.live_loop().is_none() {
+            // A reader made outside the loop: the loop is the one running now.
+            if let Some(lp) = crate::events::with_running(Rc::downgrade) {
+                self.lp.set(lp);
+            }
+        }
         // A second transport is a programming error of a custom user setup; the
         // reader keeps the first one for flow control.
         let _ = self.reader.set_transport(&transport);
-        let client = self.client.borrow_mut().take();
-        if let (Some((reader, cb)), Some(me)) = (client, self.me.upgrade()) {
-            let writer = StreamWriter::new(transport, me);
-            cb(reader, writer);
+        if let (Some(cb), Some(me)) = (self.client.take(), self.me.upgrade()) {
+            let writer = StreamWriter::new(transport, me.clone());
+            cb(StreamReader { proto: me }, writer);
         }
     }
 
@@ -208,7 +225,7 @@ impl BaseProtocol for StreamReaderProtocol {
         st.wake_all();
         drop(st);
         // A server-side protocol that never connected drops its callback here.
-        self.client.borrow_mut().take();
+        drop(self.client.take());
     }
 
     fn pause_writing(&self) {

@@ -2,7 +2,9 @@
 //!
 //! The reader is two parts: the shared state ([`ReaderInner`]: the buffer, the EOF
 //! flag, a stored error, the one waiting reader's waker) which the protocol feeds, and
-//! the [`StreamReader`] handle through which a task reads. Every read method takes
+//! the [`StreamReader`] handle through which a task reads. The shared state lives
+//! inside the reader's [`StreamReaderProtocol`], so that a connection's reader and
+//! protocol are one allocation. Every read method takes
 //! `&mut self`, so two concurrent reads of one reader cannot be written (asyncio
 //! raises `RuntimeError` at run time instead). Because the bytes live in the shared
 //! state and not in a read's future, every read is cancel-safe: a read dropped while
@@ -15,6 +17,7 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use super::buffer::ByteBuf;
+use super::protocol::StreamReaderProtocol;
 use crate::exceptions::{Error, Result};
 use crate::transports::Transport;
 
@@ -118,7 +121,7 @@ pub(crate) struct ReaderInner {
 }
 
 impl ReaderInner {
-    fn new(limit: usize) -> ReaderInner {
+    pub(crate) fn new(limit: usize) -> ReaderInner {
         ReaderInner {
             limit,
             state: RefCell::new(ReaderState::default()),
@@ -332,7 +335,8 @@ fn readuntil_step(
 /// }).unwrap();
 /// ```
 pub struct StreamReader {
-    pub(crate) inner: Rc<ReaderInner>,
+    /// The protocol that feeds this reader; the reader's state is part of it.
+    pub(crate) proto: Rc<StreamReaderProtocol>,
 }
 
 impl Default for StreamReader {
@@ -342,10 +346,16 @@ impl Default for StreamReader {
 }
 
 impl StreamReader {
+    /// The shared state.
+    #[inline]
+    pub(crate) fn inner(&self) -> &ReaderInner {
+        &self.proto.reader
+    }
+
     /// A reader with the default limit, 64 KiB (asyncio's `StreamReader()`).
     pub fn new() -> StreamReader {
         StreamReader {
-            inner: Rc::new(ReaderInner::new(DEFAULT_LIMIT)),
+            proto: StreamReaderProtocol::make(ReaderInner::new(DEFAULT_LIMIT)),
         }
     }
 
@@ -356,63 +366,63 @@ impl StreamReader {
             return Err(Error::value("Limit cannot be <= 0"));
         }
         Ok(StreamReader {
-            inner: Rc::new(ReaderInner::new(limit)),
+            proto: StreamReaderProtocol::make(ReaderInner::new(limit)),
         })
     }
 
     /// The limit this reader was made with.
     pub fn limit(&self) -> usize {
-        self.inner.limit
+        self.inner().limit
     }
 
     /// The stored error, if any (asyncio's `exception()`).
     pub fn exception(&self) -> Option<Error> {
-        self.inner.exception()
+        self.inner().exception()
     }
 
     /// Store an error (asyncio's `set_exception()`): a read waiting now, and every
     /// later read, returns it, even while data is still buffered. The buffer is kept.
     pub fn set_exception(&self, e: Error) {
-        self.inner.set_exception(e);
+        self.inner().set_exception(e);
     }
 
     /// Attach the transport whose reading this reader pauses and resumes (asyncio's
     /// `set_transport()`). Only a weak reference is kept. Errors with `"Transport
     /// already set"` if one is attached.
     pub fn set_transport(&self, transport: &Rc<dyn Transport>) -> Result<()> {
-        self.inner.set_transport(transport)
+        self.inner().set_transport(transport)
     }
 
     /// Append received bytes (asyncio's `feed_data()`) and wake a waiting read.
     /// Empty data is a no-op. Errors with `"feed_data after feed_eof"` (asyncio
     /// asserts). May pause the transport (see the type's docs).
     pub fn feed_data(&self, data: &[u8]) -> Result<()> {
-        self.inner.feed_data(data)
+        self.inner().feed_data(data)
     }
 
     /// Mark the end of the stream (asyncio's `feed_eof()`) and wake a waiting read.
     /// Idempotent.
     pub fn feed_eof(&self) {
-        self.inner.feed_eof();
+        self.inner().feed_eof();
     }
 
     /// Whether EOF was fed **and** the buffer is empty (asyncio's `at_eof()`): the
     /// next read returns nothing.
     pub fn at_eof(&self) -> bool {
-        let st = self.inner.state.borrow();
+        let st = self.inner().state.borrow();
         st.eof && st.buf.is_empty()
     }
 
     /// How many bytes are buffered (asyncio's `len(reader._buffer)`; Rust-only).
     pub fn buffered(&self) -> usize {
-        self.inner.state.borrow().buf.len()
+        self.inner().state.borrow().buf.len()
     }
 
     /// Bytes of storage the buffer holds (live bytes plus room), for tests of the
     /// idle-memory rule: a reader with nothing buffered holds none. Not asyncio API.
     #[doc(hidden)]
     pub fn allocated_bytes(&self) -> usize {
-        self.inner.state.borrow().buf.allocated()
+        self.inner().state.borrow().buf.allocated()
     }
 
     /// Read up to `n` bytes (asyncio's `read(n)`).
@@ -422,7 +432,7 @@ impl StreamReader {
     /// bytes (possibly fewer: it does not wait for `n`). At EOF returns an empty `Vec`.
     /// The result is not bounded by the limit. Cancel-safe.
     pub async fn read(&mut self, n: usize) -> Result<Vec<u8>> {
-        let inner = &*self.inner;
+        let inner = self.inner();
         poll_fn(|cx| {
             inner.poll_with(cx, |st, _| {
                 if n == 0 {
@@ -449,7 +459,7 @@ impl StreamReader {
     /// dropped, as asyncio's are). Not cancel-safe in one respect: bytes already
     /// moved into the result are lost if the read is dropped before EOF.
     pub async fn read_to_end(&mut self) -> Result<Vec<u8>> {
-        let inner = &*self.inner;
+        let inner = self.inner();
         let mut out: Vec<u8> = Vec::new();
         poll_fn(|cx| {
             inner.poll_with(cx, |st, _| {
@@ -493,13 +503,13 @@ impl StreamReader {
             Err(Error::IncompleteRead { partial, .. }) => Ok(partial),
             Err(Error::LimitOverrun { message, consumed }) => {
                 let flow = {
-                    let mut st = self.inner.state.borrow_mut();
+                    let mut st = self.inner().state.borrow_mut();
                     if st.buf.as_slice().get(consumed) == Some(&b'\n') {
                         st.buf.consume(consumed + 1);
                     } else {
                         st.buf.clear();
                     }
-                    st.after_consume(self.inner.limit)
+                    st.after_consume(self.inner().limit)
                 };
                 flow.apply();
                 Err(Error::Value(message))
@@ -561,7 +571,7 @@ impl StreamReader {
         &'a mut self,
         seps: &'a [&'a [u8]],
     ) -> impl StdFuture<Output = Result<Vec<u8>>> + 'a {
-        let inner = &*self.inner;
+        let inner = self.inner();
         let mut offset = 0;
         poll_fn(move |cx| {
             inner.poll_with(cx, |st, limit| readuntil_step(st, limit, seps, &mut offset))
@@ -576,7 +586,7 @@ impl StreamReader {
     /// paused transport). Cancel-safe: nothing is consumed until all `n` bytes are
     /// there.
     pub async fn readexactly(&mut self, n: usize) -> Result<Vec<u8>> {
-        let inner = &*self.inner;
+        let inner = self.inner();
         poll_fn(|cx| {
             inner.poll_with(cx, |st, _| {
                 if st.buf.len() >= n {
@@ -626,7 +636,7 @@ impl fmt::Debug for StreamReader {
     /// asyncio's repr: `<StreamReader 4 bytes eof limit=123 waiter exception=...
     /// transport paused>`, each part only when it is not the default.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Ok(st) = self.inner.state.try_borrow() else {
+        let Ok(st) = self.inner().state.try_borrow() else {
             return f.write_str("<StreamReader (busy)>");
         };
         f.write_str("<StreamReader")?;
@@ -636,8 +646,8 @@ impl fmt::Debug for StreamReader {
         if st.eof {
             f.write_str(" eof")?;
         }
-        if self.inner.limit != DEFAULT_LIMIT {
-            write!(f, " limit={}", self.inner.limit)?;
+        if self.inner().limit != DEFAULT_LIMIT {
+            write!(f, " limit={}", self.inner().limit)?;
         }
         if st.waker.is_some() {
             f.write_str(" waiter")?;
