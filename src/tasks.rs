@@ -55,12 +55,20 @@ const RETRIEVED: u8 = 16;
 const HANDLE_ALIVE: u8 = 32;
 
 /// The part of a task the loop needs without knowing its output type.
+///
+/// Every field is kept small, since every connection of a server is a task: the name is
+/// boxed (most tasks never get one), and the waker is not stored but made per step
+/// (see [`TaskHeader::waker`]).
 pub(crate) struct TaskHeader {
     pub(crate) id: u64,
-    key: usize,
+    /// The slot in the loop's task slab (`u32::MAX`: none).
+    key: u32,
     flags: Cell<u8>,
-    name: Cell<Option<Rc<str>>>,
-    waker: Waker,
+    /// Boxed `String`, not `String` or `Box<str>`: a thin pointer, 8 bytes.
+    #[allow(clippy::box_collection)]
+    name: Cell<Option<Box<String>>>,
+    /// The `Arc` waker of a task whose slot does not fit a packed waker (rare).
+    fallback: Option<Arc<TaskWaker>>,
     lp: Weak<Inner>,
 }
 
@@ -99,7 +107,20 @@ impl TaskHeader {
     }
 
     fn set_name(&self, name: String) {
-        self.name.set(Some(name.into()));
+        self.name.set(Some(Box::new(name)));
+    }
+
+    /// The waker a step polls the future with: a packed waker (`waker.rs`), made from
+    /// the slot and the tag for the price of a few shifts, else the task's `Arc` waker.
+    fn waker(&self, lp: &Inner) -> Waker {
+        if let Some(w) = &self.fallback {
+            return Waker::from(w.clone());
+        }
+        let key = self.key as usize;
+        let tag = lp.waker_tag(self.id);
+        lp.waker_slot
+            .and_then(|slot| crate::waker::packed_waker(slot, key, tag))
+            .unwrap_or_else(|| Waker::from(Arc::new(TaskWaker::new(lp, key, tag))))
     }
 }
 
@@ -129,6 +150,17 @@ struct TaskWaker {
     /// The task's waker tag (`Inner::waker_tag`).
     id: u64,
     remote: Arc<Remote>,
+}
+
+impl TaskWaker {
+    fn new(lp: &Inner, key: usize, tag: u64) -> TaskWaker {
+        TaskWaker {
+            loop_id: lp.id,
+            key,
+            id: tag,
+            remote: lp.remote.clone(),
+        }
+    }
 }
 
 impl Wake for TaskWaker {
@@ -178,8 +210,14 @@ enum Waiter {
 struct TaskCell<T> {
     header: TaskHeader,
     stage: RefCell<Stage<T>>,
-    waiters: RefCell<Vec<Waiter>>,
+    /// Taken out to be used (`Cell`: 8 bytes less than a `RefCell`).
+    waiters: Cell<Vec<Waiter>>,
 }
+
+// Every connection of a server is a task: its cell (plus the `Rc` counts) stays within
+// 128 bytes.
+const _: () =
+    assert!(cfg!(not(target_pointer_width = "64")) || std::mem::size_of::<TaskCell<()>>() <= 112);
 
 fn report_unretrieved(lp: Option<Rc<Inner>>, name: String, e: &Error) {
     let ctx = ExceptionContext {
@@ -217,13 +255,14 @@ impl<T: 'static> TaskCell<T> {
         drop(old);
         let removed = {
             let mut tasks = lp.tasks.borrow_mut();
-            match tasks.get(h.key) {
-                Some(t) if t.header().id == h.id => Some(tasks.remove(h.key)),
+            let key = h.key as usize;
+            match tasks.get(key) {
+                Some(t) if t.header().id == h.id => Some(tasks.remove(key)),
                 _ => None,
             }
         };
         drop(removed);
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        let waiters = self.waiters.take();
         for w in waiters {
             match w {
                 Waiter::Wake(w) => w.wake(),
@@ -264,15 +303,16 @@ impl<T: 'static> TaskRun for TaskCell<T> {
             return;
         }
         let prev = lp.current_task.replace(Some(self.clone()));
+        let waker = h.waker(lp);
         let polled = {
             let mut stage = self.stage.borrow_mut();
             match &mut *stage {
                 Stage::Running(fut) => {
-                    let mut cx = Context::from_waker(&h.waker);
+                    let mut cx = Context::from_waker(&waker);
                     catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx).map(Ok)))
                 }
                 Stage::RunningTry(fut) => {
-                    let mut cx = Context::from_waker(&h.waker);
+                    let mut cx = Context::from_waker(&waker);
                     catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)))
                 }
                 _ => Ok(Poll::Pending),
@@ -303,8 +343,7 @@ impl<T: 'static> TaskRun for TaskCell<T> {
         let mut ctx = ExceptionContext::new("Task was destroyed but it is pending!");
         ctx.task = Some(h.name());
         lp.call_exception_handler(ctx);
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        drop(waiters);
+        drop(self.waiters.take());
     }
 
     fn cancel_dyn(self: Rc<Self>) -> bool {
@@ -326,7 +365,9 @@ impl<T: 'static> TaskRun for TaskCell<T> {
                 lp.call_soon_internal(move || f(&r));
             }
         } else {
-            self.waiters.borrow_mut().push(Waiter::Callback(f));
+            let mut waiters = self.waiters.take();
+            waiters.push(Waiter::Callback(f));
+            self.waiters.set(waiters);
         }
     }
 
@@ -334,13 +375,14 @@ impl<T: 'static> TaskRun for TaskCell<T> {
         if self.header.has(DONE) {
             return Poll::Ready(());
         }
-        let mut waiters = self.waiters.borrow_mut();
+        let mut waiters = self.waiters.take();
         let known = waiters
             .iter()
             .any(|w| matches!(w, Waiter::Wake(w) if w.will_wake(cx.waker())));
         if !known {
             waiters.push(Waiter::Wake(cx.waker().clone()));
         }
+        self.waiters.set(waiters);
         Poll::Pending
     }
 
@@ -406,29 +448,26 @@ impl EventLoop {
         let mut tasks = inner.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let key = entry.key();
+        let Ok(key32) = u32::try_from(key) else {
+            drop(tasks);
+            return Task::failed(Some(self), Error::runtime("too many tasks"));
+        };
         let tag = inner.waker_tag(id);
-        let waker = inner
+        let packs = inner
             .waker_slot
             .and_then(|slot| crate::waker::packed_waker(slot, key, tag))
-            .unwrap_or_else(|| {
-                Waker::from(Arc::new(TaskWaker {
-                    loop_id: inner.id,
-                    key,
-                    id: tag,
-                    remote: inner.remote.clone(),
-                }))
-            });
+            .is_some();
         let cell = Rc::new(TaskCell {
             header: TaskHeader {
                 id,
-                key,
+                key: key32,
                 flags: Cell::new(SCHEDULED | HANDLE_ALIVE),
                 name: Cell::new(None),
-                waker,
+                fallback: (!packs).then(|| Arc::new(TaskWaker::new(inner, key, tag))),
                 lp: Rc::downgrade(inner),
             },
             stage: RefCell::new(stage),
-            waiters: RefCell::new(Vec::new()),
+            waiters: Cell::new(Vec::new()),
         });
         entry.insert(cell.clone());
         drop(tasks);
@@ -481,14 +520,14 @@ impl<T: 'static> Task<T> {
         let cell = Rc::new(TaskCell {
             header: TaskHeader {
                 id: 0,
-                key: usize::MAX,
+                key: u32::MAX,
                 flags: Cell::new(DONE | HANDLE_ALIVE),
-                name: Cell::new(Some("Task-failed".into())),
-                waker: Waker::noop().clone(),
+                name: Cell::new(Some(Box::new("Task-failed".into()))),
+                fallback: None,
                 lp: lp.map(|l| Rc::downgrade(&l.inner)).unwrap_or_default(),
             },
             stage: RefCell::new(Stage::Done(Err(err))),
-            waiters: RefCell::new(Vec::new()),
+            waiters: Cell::new(Vec::new()),
         });
         Task { cell }
     }
