@@ -67,8 +67,6 @@ pub(crate) struct TaskHeader {
     /// Boxed `String`, not `String` or `Box<str>`: a thin pointer, 8 bytes.
     #[allow(clippy::box_collection)]
     name: Cell<Option<Box<String>>>,
-    /// The `Arc` waker of a task whose slot does not fit a packed waker (rare).
-    fallback: Option<Arc<TaskWaker>>,
     lp: Weak<Inner>,
 }
 
@@ -111,11 +109,10 @@ impl TaskHeader {
     }
 
     /// The waker a step polls the future with: a packed waker (`waker.rs`), made from
-    /// the slot and the tag for the price of a few shifts, else the task's `Arc` waker.
+    /// the slot and the tag for the price of a few shifts. Where none can be packed
+    /// (a slab key beyond 2^24, more than 65,536 live loops, a 32-bit target) an `Arc`
+    /// waker is made for the step instead.
     fn waker(&self, lp: &Inner) -> Waker {
-        if let Some(w) = &self.fallback {
-            return Waker::from(w.clone());
-        }
         let key = self.key as usize;
         let tag = lp.waker_tag(self.id);
         lp.waker_slot
@@ -215,9 +212,9 @@ struct TaskCell<T> {
 }
 
 // Every connection of a server is a task: its cell (plus the `Rc` counts) stays within
-// 128 bytes.
+// 120 bytes.
 const _: () =
-    assert!(cfg!(not(target_pointer_width = "64")) || std::mem::size_of::<TaskCell<()>>() <= 112);
+    assert!(cfg!(not(target_pointer_width = "64")) || std::mem::size_of::<TaskCell<()>>() <= 104);
 
 fn report_unretrieved(lp: Option<Rc<Inner>>, name: String, e: &Error) {
     let ctx = ExceptionContext {
@@ -452,18 +449,12 @@ impl EventLoop {
             drop(tasks);
             return Task::failed(Some(self), Error::runtime("too many tasks"));
         };
-        let tag = inner.waker_tag(id);
-        let packs = inner
-            .waker_slot
-            .and_then(|slot| crate::waker::packed_waker(slot, key, tag))
-            .is_some();
         let cell = Rc::new(TaskCell {
             header: TaskHeader {
                 id,
                 key: key32,
                 flags: Cell::new(SCHEDULED | HANDLE_ALIVE),
                 name: Cell::new(None),
-                fallback: (!packs).then(|| Arc::new(TaskWaker::new(inner, key, tag))),
                 lp: Rc::downgrade(inner),
             },
             stage: RefCell::new(stage),
@@ -523,7 +514,6 @@ impl<T: 'static> Task<T> {
                 key: u32::MAX,
                 flags: Cell::new(DONE | HANDLE_ALIVE),
                 name: Cell::new(Some(Box::new("Task-failed".into()))),
-                fallback: None,
                 lp: lp.map(|l| Rc::downgrade(&l.inner)).unwrap_or_default(),
             },
             stage: RefCell::new(Stage::Done(Err(err))),

@@ -116,7 +116,9 @@ pub trait WriteTransport: BaseTransport {
     /// Set the water marks (asyncio's `set_write_buffer_limits(high, low)`), then pause
     /// the protocol at once if the buffer is already over the new high mark. With both
     /// `None`: 64 KiB / 16 KiB; only `low`: high = 4 x low; only `high`: low = high / 4.
-    /// Errors with asyncio's `ValueError` text unless `high >= low`.
+    /// Errors with asyncio's `ValueError` text unless `high >= low`. The socket
+    /// transports keep the marks in 32 bits (an idle connection stays small): a mark
+    /// above `u32::MAX` bytes (4 GiB) is a `ValueError` too.
     fn set_write_buffer_limits(&self, high: Option<usize>, low: Option<usize>) -> Result<()>;
 }
 

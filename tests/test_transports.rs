@@ -244,6 +244,15 @@ fn set_write_buffer_limits_rules_and_errors() {
             "ValueError: high (1) must be >= low (2) must be >= 0"
         );
         assert_eq!(t.get_write_buffer_limits(), (50, 50), "unchanged on error");
+        // The marks are kept in 32 bits: beyond that is an error, never a silent clamp.
+        let max = u32::MAX as usize;
+        t.set_write_buffer_limits(Some(max), None).unwrap();
+        assert_eq!(t.get_write_buffer_limits(), (max / 4, max));
+        if let Some(over) = max.checked_add(1) {
+            let e = t.set_write_buffer_limits(Some(over), Some(0)).unwrap_err();
+            assert!(matches!(e, Error::Value(_)), "{e:?}");
+            assert_eq!(t.get_write_buffer_limits(), (max / 4, max), "unchanged on error");
+        }
         t.set_write_buffer_limits(None, None).unwrap();
         assert_eq!(
             t.get_write_buffer_limits(),

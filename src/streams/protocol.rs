@@ -26,6 +26,8 @@ type ConnectedCb = Box<dyn FnOnce(StreamReader, StreamWriter)>;
 /// (asyncio's `FlowControlMixin` plus the `_closed` future).
 #[derive(Default)]
 struct FlowState {
+    /// `connection_made` ran.
+    connected: bool,
     /// `pause_writing` was called and `resume_writing` not yet.
     paused: bool,
     /// Bumped by every `resume_writing`: a drainer that saw it change may go on, even
@@ -82,7 +84,6 @@ pub struct StreamReaderProtocol {
     /// `connection_made`.
     lp: Cell<Weak<Inner>>,
     flow: RefCell<FlowState>,
-    connected: Cell<bool>,
     /// Server side: the callback, until `connection_made`.
     client: Cell<Option<ConnectedCb>>,
 }
@@ -121,7 +122,6 @@ impl StreamReaderProtocol {
             me: me.clone(),
             lp: Cell::new(lp),
             flow: RefCell::new(FlowState::default()),
-            connected: Cell::new(false),
             client: Cell::new(None),
         })
     }
@@ -187,7 +187,7 @@ impl StreamReaderProtocol {
     }
 
     fn made(&self, transport: Rc<dyn Transport>) {
-        self.connected.set(true);
+        self.flow.borrow_mut().connected = true;
         if self.live_loop().is_none() {
             // A reader made outside the loop: the loop is the one running now.
             if let Some(lp) = crate::events::with_running(Rc::downgrade) {
@@ -276,7 +276,7 @@ impl fmt::Debug for StreamReaderProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = if self.is_connection_lost() {
             "lost"
-        } else if self.connected.get() {
+        } else if self.flow.try_borrow().is_ok_and(|s| s.connected) {
             "connected"
         } else {
             "new"

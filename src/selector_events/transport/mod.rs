@@ -120,10 +120,12 @@ pub(crate) struct SocketTransport<S: StreamSocket> {
     sock: RefCell<Option<S>>,
     fd: RawFd,
     token: Cell<usize>,
-    protocol: RefCell<Option<AnyProtocol>>,
+    /// `None` once the connection is lost (taken out to be used: a `Cell`).
+    protocol: Cell<Option<AnyProtocol>>,
     buffer: RefCell<VecDeque<u8>>,
-    high: Cell<usize>,
-    low: Cell<usize>,
+    /// The water marks, in 32 bits (see `set_write_buffer_limits`).
+    high: Cell<u32>,
+    low: Cell<u32>,
     flags: Cell<Flags>,
     /// asyncio's `_conn_lost`: 0 while connected, then counts writes after the loss.
     conn_lost: Cell<u32>,
@@ -158,10 +160,10 @@ impl<S: StreamSocket> SocketTransport<S> {
             sock: RefCell::new(Some(sock)),
             fd,
             token: Cell::new(usize::MAX),
-            protocol: RefCell::new(Some(protocol)),
+            protocol: Cell::new(Some(protocol)),
             buffer: RefCell::new(VecDeque::new()),
-            high: Cell::new(crate::transports::DEFAULT_HIGH_WATER),
-            low: Cell::new(crate::transports::DEFAULT_LOW_WATER),
+            high: Cell::new(crate::transports::DEFAULT_HIGH_WATER as u32),
+            low: Cell::new(crate::transports::DEFAULT_LOW_WATER as u32),
             flags: Cell::new(Flags::default()),
             conn_lost: Cell::new(0),
             peer,
@@ -215,8 +217,16 @@ impl<S: StreamSocket> SocketTransport<S> {
         self.lp.upgrade().map(|l| l.is_debug()).unwrap_or(false)
     }
 
+    /// The protocol, if the connection is not lost.
+    pub(super) fn protocol(&self) -> Option<AnyProtocol> {
+        let p = self.protocol.take();
+        let out = p.clone();
+        self.protocol.set(p);
+        out
+    }
+
     fn describe_protocol(&self) -> String {
-        match &*self.protocol.borrow() {
+        match &self.protocol() {
             Some(AnyProtocol::Stream(p)) => format!("<Protocol at {:p}>", Rc::as_ptr(p)),
             Some(AnyProtocol::Buffered(p)) => {
                 format!("<BufferedProtocol at {:p}>", Rc::as_ptr(p))
@@ -238,7 +248,7 @@ impl<S: StreamSocket> SocketTransport<S> {
     /// Run a protocol callback; a panic is a fatal error for this connection. Returns
     /// `None` if there is no protocol or the callback panicked.
     fn call_protocol<R>(&self, what: &'static str, f: impl FnOnce(&AnyProtocol) -> R) -> Option<R> {
-        let p = self.protocol.borrow().clone()?;
+        let p = self.protocol()?;
         match catch_unwind(AssertUnwindSafe(|| f(&p))) {
             Ok(r) => Some(r),
             Err(payload) => {
@@ -251,7 +261,7 @@ impl<S: StreamSocket> SocketTransport<S> {
     // ----- the three start steps --------------------------------------------------
 
     fn connection_made_step(self: Rc<Self>) {
-        if self.protocol.borrow().is_none() {
+        if self.protocol().is_none() {
             return;
         }
         self.set(Flags::CONNECTED, true);
@@ -384,7 +394,7 @@ impl<S: StreamSocket> SocketTransport<S> {
             _ => None,
         };
         drop(handler);
-        let proto = self.protocol.borrow_mut().take();
+        let proto = self.protocol.take();
         drop(proto);
         *self.buffer.borrow_mut() = VecDeque::new();
         let server = self.server.take();
@@ -421,7 +431,7 @@ impl<S: StreamSocket> IoHandler for SocketTransport<S> {
 
     fn loop_closed(&self) {
         // Break the transport <-> protocol cycle; the socket closes with the transport.
-        let proto = self.protocol.borrow_mut().take();
+        let proto = self.protocol.take();
         drop(proto);
         let server = self.server.take();
         drop(server);
@@ -550,11 +560,17 @@ impl<S: StreamSocket> WriteTransport for SocketTransport<S> {
     }
 
     fn get_write_buffer_limits(&self) -> (usize, usize) {
-        (self.low.get(), self.high.get())
+        (self.low.get() as usize, self.high.get() as usize)
     }
 
     fn set_write_buffer_limits(&self, high: Option<usize>, low: Option<usize>) -> Result<()> {
         let (high, low) = resolve_write_buffer_limits(high, low)?;
+        let (Ok(high), Ok(low)) = (u32::try_from(high), u32::try_from(low)) else {
+            return Err(Error::value(format!(
+                "write buffer limits above {} bytes are not supported",
+                u32::MAX
+            )));
+        };
         self.high.set(high);
         self.low.set(low);
         self.maybe_pause_protocol();

@@ -37,7 +37,7 @@ impl<S: StreamSocket> SocketTransport<S> {
         if !self.can_read() {
             return;
         }
-        let proto = match self.protocol.borrow().clone() {
+        let proto = match self.protocol() {
             Some(p) => p,
             None => return,
         };

@@ -206,7 +206,7 @@ impl<S: StreamSocket> SocketTransport<S> {
 
     pub(super) fn maybe_pause_protocol(&self) {
         let size = self.buffer.borrow().len();
-        if size <= self.high.get() || self.has(Flags::PROTOCOL_PAUSED) {
+        if size <= self.high.get() as usize || self.has(Flags::PROTOCOL_PAUSED) {
             return;
         }
         self.set(Flags::PROTOCOL_PAUSED, true);
@@ -220,7 +220,8 @@ impl<S: StreamSocket> SocketTransport<S> {
     }
 
     pub(super) fn maybe_resume_protocol(&self) {
-        if !self.has(Flags::PROTOCOL_PAUSED) || self.buffer.borrow().len() > self.low.get() {
+        if !self.has(Flags::PROTOCOL_PAUSED) || self.buffer.borrow().len() > self.low.get() as usize
+        {
             return;
         }
         self.set(Flags::PROTOCOL_PAUSED, false);
