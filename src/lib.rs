@@ -83,6 +83,8 @@
 //! | `open_connection(host, port, limit=.., **kwds)` | [`open_connection_with`]`(host, port, limit, ConnectOptions)` (and `start_server_with`, ...) | no keyword arguments |
 //! | `StreamWriter.__del__` warns `ResourceWarning` and closes | `Drop` logs a warning and closes; after the loop closed it only logs | no garbage collector; `Drop` never panics |
 //! | `len(reader._buffer)` | [`StreamReader::buffered`] | handy, and public |
+//! | `StreamReaderProtocol(reader)` makes a new protocol each time | [`StreamReaderProtocol::new`]`(&reader)` returns the reader's own protocol, made with it | the reader's state lives inside its protocol: one allocation per connection |
+//! | `set_write_buffer_limits` takes any size | a socket transport's water marks are at most `u32::MAX` bytes (4 GiB); beyond is a `ValueError` | 8 bytes less per connection |
 //! | `BufferedProtocol`: `get_buffer` / `buffer_updated` | also [`BufferedProtocol::buffer_unused`]: the lent buffer got nothing (the transport's read found no data) | a protocol can free a buffer it allocated on demand, so an idle connection holds none |
 //! | TLS (`ssl=`, `start_tls`) | not provided | the crate depends on mio, slab and log only |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
