@@ -655,6 +655,47 @@ def matrix_table(results, section, kind, metric, digits, scen_keys, flag_fn=None
     return md_table([first] + scen_keys, rows)
 
 
+# The crate's streams servers, the Python servers they are compared with, and the
+# floor server whose throughput bounds what any server reaches in the same cell.
+PYTHON_PAIRS = [("asyncio streams read", "CPython streams read", "uvloop streams read"),
+                ("asyncio streams readline", "CPython streams readline", "uvloop streams readline")]
+FLOOR = "mio echo"
+
+
+def python_ceiling_markdown(results, scen):
+    """Throughput against CPython and uvloop, next to the ceiling: the floor server's
+    (mio, no runtime) throughput over the Python server's, i.e. the largest ratio any
+    server could show in that cell."""
+    echo = results["echo"]
+    floor = echo.get(FLOOR)
+    rows = []
+    for ours, cpy, uv in PYTHON_PAIRS:
+        if ours not in echo or not floor:
+            continue
+        for key in scen:
+            r, f = (echo[ours].get(key) or {}), (floor.get(key) or {})
+            if not r or not f:
+                continue
+            row = [ours.replace("asyncio streams ", ""), key]
+            for py in (cpy, uv):
+                p = (echo.get(py) or {}).get(key) or {}
+                row.append(cell(r.get("msgs_per_sec"), ratio(r.get("msgs_per_sec"), p.get("msgs_per_sec")), 0)
+                           if p else "-")
+                row.append(f"{ratio(f.get('msgs_per_sec'), p.get('msgs_per_sec')):.2f}x"
+                           if p and ratio(f.get("msgs_per_sec"), p.get("msgs_per_sec")) else "-")
+            rows.append(row)
+    if not rows:
+        return []
+    return ["### Against CPython and uvloop, and the ceiling\n",
+            "The crate's streams servers' throughput (ratio to the Python server), next to the "
+            f"**ceiling**: the throughput of `{FLOOR}` (a server with no runtime at all: one `recv` and one "
+            "`send` per message) over the Python server's. No server can beat the Python server by more "
+            "than the ceiling in that cell: there, the server core is spent in the kernel's loopback TCP "
+            "path (see the unpaced CPU table: the floor server itself is at ~100% CPU).\n",
+            md_table(["server", "scenario", "msgs/s (ratio to CPython)", "ceiling vs CPython",
+                      "msgs/s (ratio to uvloop)", "ceiling vs uvloop"], rows), ""]
+
+
 def sections_markdown(results):
     """The result tables, as Markdown."""
     parts = []
@@ -691,6 +732,7 @@ def sections_markdown(results):
             parts.append(matrix_table(results, "paced", kind, "p99_us", 0, paced_scen,
                                       lambda r: " *" if r.get("saturated") else ""))
             parts.append("")
+    parts.extend(python_ceiling_markdown(results, scen))
     if results["idle"]:
         rows = []
         for kind in ("echo", "lines"):
