@@ -51,7 +51,7 @@ use crate::waker::ID_MASK;
 mod remote;
 
 pub use remote::ThreadsafeHandle;
-use remote::REMOTE_SPARE_CAPACITY;
+use remote::{Calls, REMOTE_SPARE_CAPACITY};
 pub(crate) use remote::{Remote, RemoteItem};
 
 /// asyncio's `MAXIMUM_SELECT_TIMEOUT`: the poll never sleeps longer than a day.
@@ -74,10 +74,10 @@ static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) enum Ready {
     /// A `call_soon` callback, a due timer, or a future's done callback.
     Callback(Rc<dyn Callback>),
-    /// A `call_soon_threadsafe` callback, run straight from the box it crossed threads
-    /// in (no handle can reach it, so it needs no `CallbackCell` and no second
-    /// allocation).
-    Threadsafe(Box<dyn FnOnce() + Send>),
+    /// A block of `call_soon_threadsafe` callbacks, run in call order straight from the
+    /// block they crossed threads in (no handle can reach them, so they need no
+    /// `CallbackCell` and no second allocation), each as its own callback.
+    Threadsafe(Box<dyn Calls>),
     /// One step of a task (asyncio's `Task.__step`).
     Task(Rc<dyn TaskRun>),
     /// An I/O event for the registration with this mio token and readiness bits.
@@ -222,6 +222,7 @@ impl EventLoop {
             notified: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             waker,
+            last_block: AtomicU64::new(0),
         });
         let waker_slot = crate::waker::register_loop(remote.clone());
         let inner = Rc::new(Inner {
@@ -708,7 +709,7 @@ impl Inner {
     fn run_ready(self: &Rc<Self>, item: Ready) {
         match item {
             Ready::Callback(cb) => self.run_callback(|| cb.run()),
-            Ready::Threadsafe(f) => self.run_callback(f),
+            Ready::Threadsafe(calls) => calls.run(self, false),
             Ready::Task(task) => task.step(self),
             Ready::Io(token, bits) => self.dispatch_io(token, bits),
         }
@@ -725,14 +726,24 @@ impl Inner {
     }
 
     fn run_ready_debug(self: &Rc<Self>, item: Ready) {
+        let item = match item {
+            // Each callback of the block is logged and timed on its own.
+            Ready::Threadsafe(calls) => return calls.run(self, true),
+            item => item,
+        };
         let what = match &item {
             Ready::Callback(_) | Ready::Threadsafe(_) => "callback".to_string(),
             Ready::Task(t) => format!("step of {}", t.header().name()),
             Ready::Io(token, bits) => format!("I/O {}", self.describe_io(*token, *bits)),
         };
+        self.run_timed(&what, || self.run_ready(item));
+    }
+
+    /// Run `f` as debug mode runs a ready entry: logged, timed, and reported if slow.
+    fn run_timed(&self, what: &str, f: impl FnOnce()) {
         log::trace!(target: "asyncio", "  run {what}");
         let t0 = Instant::now();
-        self.run_ready(item);
+        f();
         let dt = t0.elapsed();
         if dt >= self.slow_callback_duration.get() {
             log::warn!(target: "asyncio", "Executing {what} took {:.3} seconds", dt.as_secs_f64());
@@ -744,7 +755,7 @@ impl Inner {
         self.remote.take_into(&mut batch);
         for item in batch.drain(..) {
             match item {
-                RemoteItem::Call(f) => self.push_ready(Ready::Threadsafe(f)),
+                RemoteItem::Calls(calls) => self.push_ready(Ready::Threadsafe(calls)),
                 RemoteItem::Wake { key, id } => self.wake_task(key, id),
             }
         }
