@@ -251,7 +251,11 @@ fn set_write_buffer_limits_rules_and_errors() {
         if let Some(over) = max.checked_add(1) {
             let e = t.set_write_buffer_limits(Some(over), Some(0)).unwrap_err();
             assert!(matches!(e, Error::Value(_)), "{e:?}");
-            assert_eq!(t.get_write_buffer_limits(), (max / 4, max), "unchanged on error");
+            assert_eq!(
+                t.get_write_buffer_limits(),
+                (max / 4, max),
+                "unchanged on error"
+            );
         }
         t.set_write_buffer_limits(None, None).unwrap();
         assert_eq!(
