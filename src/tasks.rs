@@ -715,3 +715,38 @@ impl fmt::Debug for TaskRef {
         describe(self.task.header(), f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task whose slab key is too large for a packed waker (or whose loop has no
+    /// registry slot) is polled with an `Arc` waker made for the step; waking it from
+    /// another thread must still reach its loop, with its key and waker tag.
+    #[test]
+    fn a_key_too_large_to_pack_gets_an_arc_waker_that_reaches_the_loop() {
+        let lp = EventLoop::new().unwrap();
+        let key = 1usize << 24;
+        assert!(
+            crate::waker::packed_waker(0, key, 1).is_none(),
+            "does not pack"
+        );
+        let h = TaskHeader {
+            id: 7,
+            key: key as u32,
+            flags: Cell::new(0),
+            name: Cell::new(None),
+            lp: Rc::downgrade(&lp.inner),
+        };
+        let waker = h.waker(&lp.inner);
+        let other = waker.clone();
+        assert!(waker.will_wake(&other), "clones of one Arc waker");
+        std::thread::spawn(move || other.wake()).join().unwrap();
+        assert_eq!(
+            lp.inner.remote.queued_wakes(),
+            [(key, lp.inner.waker_tag(7))],
+            "the wake went to the loop's inbox"
+        );
+        lp.close().unwrap();
+    }
+}

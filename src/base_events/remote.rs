@@ -253,6 +253,18 @@ impl Remote {
         }
     }
 
+    /// The task wakes queued now, as `(slot key, waker tag)` (for tests).
+    #[cfg(test)]
+    pub(crate) fn queued_wakes(&self) -> Vec<(usize, u64)> {
+        self.lock()
+            .iter()
+            .filter_map(|item| match item {
+                RemoteItem::Wake { key, id } => Some((*key, *id)),
+                RemoteItem::Calls(_) => None,
+            })
+            .collect()
+    }
+
     pub(super) fn close(&self) -> Vec<RemoteItem> {
         let mut q = self.lock();
         self.closed.store(true, Ordering::Release);
