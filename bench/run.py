@@ -609,6 +609,19 @@ def ratio(value, ref):
     return None
 
 
+def paired_ratio(r, ref, metric):
+    """The ratio of two cells' `metric`: the median over rounds of the per-round ratio
+    when both have the same rounds (round i of each ran side by side in time, so a slow
+    spell of the machine, which hits every server alike, cancels out), else the ratio
+    of the medians."""
+    a, b = (r or {}).get("reps"), (ref or {}).get("reps")
+    if a and b and len(a) == len(b):
+        rs = [x for x in (ratio(p.get(metric), q.get(metric)) for p, q in zip(a, b)) if x is not None]
+        if rs:
+            return statistics.median(rs)
+    return ratio((r or {}).get(metric), (ref or {}).get(metric))
+
+
 def fmt_num(v, digits=0):
     if v is None:
         return "-"
@@ -650,7 +663,7 @@ def matrix_table(results, section, kind, metric, digits, scen_keys, flag_fn=None
             flag = flag_fn(r) if flag_fn else ""
             if r.get("errors"):
                 flag += " ⚠"
-            row.append(cell(r.get(metric), ratio(r.get(metric), (ref.get(key) or {}).get(metric)), digits, flag))
+            row.append(cell(r.get(metric), paired_ratio(r, ref.get(key), metric), digits, flag))
         rows.append(row)
     return md_table([first] + scen_keys, rows)
 
@@ -680,8 +693,8 @@ def python_ceiling_markdown(results, scen):
                 continue
             row = [ours.replace("asyncio streams ", ""), key, fmt_num(r.get("msgs_per_sec"))]
             for other in others:
-                o = ((echo.get(other) or {}).get(key) or {}).get("msgs_per_sec")
-                got, ceiling = ratio(r.get("msgs_per_sec"), o), ratio(f.get("msgs_per_sec"), o)
+                o = (echo.get(other) or {}).get(key)
+                got, ceiling = paired_ratio(r, o, "msgs_per_sec"), paired_ratio(f, o, "msgs_per_sec")
                 row.append(f"{got:.2f}x / {ceiling:.2f}x" if got and ceiling else "-")
             rows.append(row)
     if not rows:
@@ -708,8 +721,8 @@ def sections_markdown(results):
                         ("lines", "Line servers (`loadgen --mode lines`), reference: tokio lines")):
         if servers_of(results, "echo", kind):
             parts.append(f"### {title}\n")
-            parts.append("Throughput, messages/s (median of repetitions; ratio to the reference, "
-                         "higher is better):\n")
+            parts.append("Throughput, messages/s (median of repetitions; ratio to the reference: the "
+                         "median of per-repetition ratios, higher is better):\n")
             parts.append(matrix_table(results, "echo", kind, "msgs_per_sec", 0, scen))
             parts.append("\nThroughput, MiB/s of payload echoed (one direction):\n")
             parts.append(matrix_table(results, "echo", kind, "mib_per_sec", 1, scen))
@@ -902,8 +915,8 @@ def ratio_series(results, section, kind, metric, scen_keys):
     ref = results[section].get(ref_name(kind), {})
     series = {}
     for name in servers_of(results, section, kind):
-        series[name] = {k: ratio((results[section][name].get(k) or {}).get(metric),
-                                 (ref.get(k) or {}).get(metric)) for k in scen_keys}
+        series[name] = {k: paired_ratio(results[section][name].get(k), ref.get(k), metric)
+                        for k in scen_keys}
     return series
 
 
@@ -964,7 +977,12 @@ The suite itself is described in [`bench/README.md`](../bench/README.md).
   medians. Paced: one run of {cfg['paced_duration']} s after {cfg['paced_warmup']} s of warm-up, at the
   rates given above the tables. Runs are interleaved: the servers of one kind run side by side and
   each repetition measures every one of them in turn (rotating the order), so a slow spell of the
-  virtual machine hits the reference and the others alike.
+  virtual machine hits the reference and the others alike. An unpaced ratio is the median of the
+  per-repetition ratios (repetition i of a server against repetition i of the reference), not the
+  ratio of the medians: this VM's speed changes in spells (at 10 KiB, every server, the no-runtime
+  mio one included, runs either at ~170k or at ~130k messages/s for minutes at a time), and a
+  median of three can otherwise take one server's value from a fast spell and the other's from a
+  slow one.
 - HTTP: `wrk -t1 -c50 -d{cfg['wrk_duration']}s --latency` after a {cfg['wrk_warmup']} s warm-up; every
   server answers every request with the same 78-byte `Hello, World!` response.
 - Idle: {cfg['idle_conns']:,} connections opened at {IDLE_CONNECT_RATE:,}/s against a freshly started
