@@ -113,9 +113,9 @@ def paced_rate(size):
 
 
 # Durations in seconds. Full: about 40 s per server; quick: about 4 s.
-FULL = dict(reps=3, warmup_first=1.0, warmup=0.2, duration=0.8, paced_warmup=0.3, paced_duration=1.0,
+FULL = dict(reps=3, warmup_first=1.0, warmup=0.2, duration=0.8, paced_reps=2, paced_warmup=0.2, paced_duration=0.8,
             idle_conns=10_000, idle_hold=1.0, wrk_warmup=1, wrk_duration=3, micro_reps=2)
-QUICK = dict(reps=1, warmup_first=0.3, warmup=0.2, duration=0.5, paced_warmup=0.2, paced_duration=0.7,
+QUICK = dict(reps=1, warmup_first=0.3, warmup=0.2, duration=0.5, paced_reps=1, paced_warmup=0.2, paced_duration=0.7,
              idle_conns=1_000, idle_hold=0.3, wrk_warmup=0, wrk_duration=1, micro_reps=1)
 SECTIONS = ["echo", "paced", "idle", "http", "micro"]
 SERVER_CPU = "0"  # taskset CPU of the server under test
@@ -461,31 +461,45 @@ def bench_echo(group, cfg, scenarios, results, notes):
 
 def bench_paced(group, cfg, scenarios, results, notes):
     """Paced runs: fixed total rate, report server CPU per message; for each
-    scenario every server of the group in turn (interleaved, as in bench_echo)."""
+    scenario `paced_reps` rounds of every server of the group in turn (interleaved,
+    as in bench_echo). Medians over the rounds."""
     for i, (size, conns) in enumerate(scenarios):
         key = scenario_key(size, conns)
         rate = paced_rate(size)
-        for entry, server in rotated(group, i):
-            name = entry["name"]
-            if name in failed_servers:
+        runs = {entry["name"]: [] for entry, _ in group}
+        for rep_i in range(cfg["paced_reps"]):
+            bench_paced_round(group, cfg, key, size, conns, rate, i + rep_i, runs, results, notes)
+        for name, rs in runs.items():
+            if not rs:
                 continue
-            if not server.alive():
-                fail_server(name, f"exited during paced {key} ({server.stderr_tail()})", results, notes)
-                continue
-            mode = "lines" if entry["kind"] == "lines" else "echo"
-            r = measured(server, lambda: run_loadgen(
-                server.addr, ["--mode", mode, "--size", size, "--conns", conns, "--rate", rate,
-                              "--duration", cfg["paced_duration"], "--warmup", cfg["paced_warmup"],
-                              "--server-pid", server.pid],
-                loadgen_timeout(cfg["paced_warmup"], cfg["paced_duration"], conns)), f"{name} paced {key}")
-            r["target_rate"] = rate
-            r["saturated"] = r["msgs_per_sec"] < 0.95 * rate
-            results["paced"].setdefault(name, {})[key] = r
-            log(f"  {name}: paced {key} @ {rate:,}/s: server {r.get('server_cpu_us_per_msg') or 0:.2f} "
-                f"us CPU/msg, achieved {r['msgs_per_sec']:,.0f}/s" + (" (SATURATED)" if r["saturated"] else "")
-                + (f", ERRORS {r['errors']}" if r.get("errors") else ""))
-            if r.get("errors"):
-                notes.append(f"{name} paced {key}: loadgen counted {r['errors']} errors")
+            m = median_result(rs)
+            m["target_rate"] = rate
+            m["saturated"] = m["msgs_per_sec"] < 0.95 * rate
+            results["paced"].setdefault(name, {})[key] = m
+            if m["errors"]:
+                notes.append(f"{name} paced {key}: loadgen counted {m['errors']} errors")
+
+
+def bench_paced_round(group, cfg, key, size, conns, rate, rotation, runs, results, notes):
+    """One round of a paced scenario: every server of the group once."""
+    for entry, server in rotated(group, rotation):
+        name = entry["name"]
+        if name in failed_servers:
+            continue
+        if not server.alive():
+            fail_server(name, f"exited during paced {key} ({server.stderr_tail()})", results, notes)
+            continue
+        mode = "lines" if entry["kind"] == "lines" else "echo"
+        r = measured(server, lambda: run_loadgen(
+            server.addr, ["--mode", mode, "--size", size, "--conns", conns, "--rate", rate,
+                          "--duration", cfg["paced_duration"], "--warmup", cfg["paced_warmup"],
+                          "--server-pid", server.pid],
+            loadgen_timeout(cfg["paced_warmup"], cfg["paced_duration"], conns)), f"{name} paced {key}")
+        runs[name].append(r)
+        log(f"  {name}: paced {key} @ {rate:,}/s: server {r.get('server_cpu_us_per_msg') or 0:.2f} "
+            f"us CPU/msg, achieved {r['msgs_per_sec']:,.0f}/s"
+            + (" (SATURATED)" if r["msgs_per_sec"] < 0.95 * rate else "")
+            + (f", ERRORS {r['errors']}" if r.get("errors") else ""))
 
 
 # Servers that failed during an interleaved section (skipped from then on).
@@ -974,8 +988,8 @@ The suite itself is described in [`bench/README.md`](../bench/README.md).
   every byte, send the next). Payloads differ per message and connection.
 - Unpaced: {cfg['reps']} repetition(s) of {cfg['duration']} s after a warm-up ({cfg['warmup_first']} s
   before the first repetition of a server, {cfg['warmup']} s before the others); the tables show
-  medians. Paced: one run of {cfg['paced_duration']} s after {cfg['paced_warmup']} s of warm-up, at the
-  rates given above the tables. Runs are interleaved: the servers of one kind run side by side and
+  medians. Paced: {cfg['paced_reps']} repetition(s) of {cfg['paced_duration']} s after {cfg['paced_warmup']} s
+  of warm-up, at the rates given above the tables; medians, and ratios as for unpaced runs. Runs are interleaved: the servers of one kind run side by side and
   each repetition measures every one of them in turn (rotating the order), so a slow spell of the
   virtual machine hits the reference and the others alike. An unpaced ratio is the median of the
   per-repetition ratios (repetition i of a server against repetition i of the reference), not the
