@@ -76,6 +76,9 @@ SERVERS = [
          cmd="{uvpy} {bench}/py/asyncio_streams_echo.py {addr} --uvloop", needs="uvloop"),
     # lines: readline / read_until, write the line back
     dict(name="tokio lines", kind="lines", cmd="{bin}/tokio_lines {addr}", needs="bench", ref=True),
+    # the floor of the lines kind: mio_echo echoes lines as well as anything else, and
+    # running it with the line servers puts the ceiling beside them in time
+    dict(name="mio lines", kind="lines", cmd="{bin}/mio_echo {addr}", needs="bench", idle=False),
     dict(name="asyncio streams readline", kind="lines",
          cmd="{examples}/echo_server --lines {addr}", needs="crate"),
     dict(name="CPython streams readline", kind="lines",
@@ -116,7 +119,7 @@ def paced_rate(size):
 # unpaced repetitions rather than three long ones: on this VM a run lands in a fast or
 # a slow mode at random (at 1 KiB c=100, ~200k or ~155k msg/s for every server, the
 # no-runtime mio one included), and a median of five is thrown less often by it.
-FULL = dict(reps=5, warmup_first=1.0, warmup=0.2, duration=0.4, paced_reps=2, paced_warmup=0.2, paced_duration=0.8,
+FULL = dict(reps=5, warmup_first=1.0, warmup=0.1, duration=0.4, paced_reps=2, paced_warmup=0.2, paced_duration=0.8,
             idle_conns=10_000, idle_hold=1.0, wrk_warmup=1, wrk_duration=3, micro_reps=2)
 QUICK = dict(reps=1, warmup_first=0.3, warmup=0.2, duration=0.5, paced_reps=1, paced_warmup=0.2, paced_duration=0.7,
              idle_conns=1_000, idle_hold=0.3, wrk_warmup=0, wrk_duration=1, micro_reps=1)
@@ -685,13 +688,13 @@ def matrix_table(results, section, kind, metric, digits, scen_keys, flag_fn=None
     return md_table([first] + scen_keys, rows)
 
 
-# The crate's streams servers, the servers they are compared with (the tokio reference
-# of their kind, CPython, uvloop), and the floor server whose throughput bounds what any
-# server reaches in the same cell.
-CEILING_ROWS = [("asyncio streams read", ("tokio echo", "CPython streams read", "uvloop streams read")),
-                ("asyncio streams readline", ("tokio lines", "CPython streams readline",
-                                              "uvloop streams readline"))]
-FLOOR = "mio echo"
+# The crate's streams servers, the floor server of their kind (whose throughput bounds
+# what any server reaches in the same cell), and the servers they are compared with (the
+# tokio reference of their kind, CPython, uvloop).
+CEILING_ROWS = [("asyncio streams read", "mio echo",
+                 ("tokio echo", "CPython streams read", "uvloop streams read")),
+                ("asyncio streams readline", "mio lines",
+                 ("tokio lines", "CPython streams readline", "uvloop streams readline"))]
 
 
 def python_ceiling_markdown(results, scen):
@@ -699,9 +702,9 @@ def python_ceiling_markdown(results, scen):
     ceiling: the floor server's (mio, no runtime) throughput over the other server's,
     i.e. the largest ratio any server could show in that cell."""
     echo = results["echo"]
-    floor = echo.get(FLOOR)
     rows = []
-    for ours, others in CEILING_ROWS:
+    for ours, floor_name, others in CEILING_ROWS:
+        floor = echo.get(floor_name)
         if ours not in echo or not floor:
             continue
         for key in scen:
@@ -718,7 +721,7 @@ def python_ceiling_markdown(results, scen):
         return []
     return ["### Ratios and their ceilings\n",
             "The crate's streams servers' throughput as a ratio to tokio, CPython and uvloop, each next "
-            f"to its **ceiling**: the throughput of `{FLOOR}` (a server with no runtime at all: one `recv` "
+            "to its **ceiling**: the throughput of `mio_echo` (a server with no runtime at all: one `recv` "
             "and one `send` of at most 64 KiB per message) over the other server's. A server that makes "
             "those calls cannot beat another by more than the ceiling in that cell, since the floor "
             "server's core is already full (see the unpaced CPU table) with the kernel's loopback TCP "
@@ -1165,7 +1168,7 @@ def main():
                         server.wait_ready()
                         bench_http(server, entry, cfg, wrk, results, notes)
                 continue
-            if "idle" in sections:
+            if "idle" in sections and entry.get("idle", True):
                 # A fresh process, so that buffers cached by the traffic runs do
                 # not hide the per-connection cost.
                 log(f"{entry['name']} (idle)")
