@@ -66,6 +66,9 @@ SERVERS = [
     dict(name="mio echo", kind="echo", cmd="{bin}/mio_echo {addr}", needs="bench"),
     dict(name="asyncio protocol", kind="echo", cmd="{examples}/echo_protocol {addr}", needs="crate"),
     dict(name="asyncio streams read", kind="echo", cmd="{examples}/echo_server {addr}", needs="crate"),
+    # the same server with read_with, the zero-copy read (its idle memory is read's)
+    dict(name="asyncio streams read_with", kind="echo", cmd="{examples}/echo_server --lend {addr}",
+         needs="crate", idle=False),
     dict(name="CPython protocol", kind="echo",
          cmd="{py} {bench}/py/asyncio_protocol_echo.py {addr}", needs="python"),
     dict(name="uvloop protocol", kind="echo",
@@ -693,6 +696,8 @@ def matrix_table(results, section, kind, metric, digits, scen_keys, flag_fn=None
 # tokio reference of their kind, CPython, uvloop).
 CEILING_ROWS = [("asyncio streams read", "mio echo",
                  ("tokio echo", "CPython streams read", "uvloop streams read")),
+                ("asyncio streams read_with", "mio echo",
+                 ("tokio echo", "CPython streams read", "uvloop streams read")),
                 ("asyncio streams readline", "mio lines",
                  ("tokio lines", "CPython streams readline", "uvloop streams readline"))]
 
@@ -983,6 +988,12 @@ The suite itself is described in [`bench/README.md`](../bench/README.md).
 - Unpaced latency is measured from the moment a message is handed to the kernel to the moment its
   whole echo is back; paced latency is measured from the message's *scheduled* send time, so it
   includes any queueing when the server falls behind.
+- **streams read and streams read_with** are the same server (`echo_server`, `--lend` for the
+  second). `read(65536)` is asyncio's API: it returns an owned `Vec`, so every chunk is copied out of
+  the reader's buffer before it is written; tokio's echo reads into its own buffer and has no such
+  copy, and at 100 KiB that copy is the difference between the two. `read_with(65536, write)` is
+  the crate's zero-copy read: it lends the buffered bytes to `write`, so it makes the same copies as
+  tokio.
 - Every echoed byte is checked by the load generator; a cell marked ⚠ had errors (see notes).
 - RSS per idle connection is the growth of the server's VmRSS between before-connect and
   {cfg['idle_conns']:,} connections held open, divided by the number of connections. Kernel socket

@@ -3,7 +3,10 @@
 //! Each client gets a task that loops `read(65536)` / `write` / `drain` until EOF,
 //! then closes the connection. With `--lines` it echoes line by line instead
 //! (`readline` / `write` / `drain`), with a stream limit of 1 MiB so that long lines
-//! fit (asyncio's default limit is 64 KiB; the benchmark sends 100 KiB lines).
+//! fit (asyncio's default limit is 64 KiB; the benchmark sends 100 KiB lines). With
+//! `--lend` it echoes by chunks with `read_with`, the zero-copy twin of `read`: each
+//! chunk is written straight from the reader's buffer instead of being copied into a
+//! `Vec` first.
 //!
 //! ```sh
 //! cargo run --release --example echo_server                  # 127.0.0.1:8888
@@ -23,7 +26,8 @@
 //! on `/dev/null` (the benchmark, a daemon) it serves until killed. The details are in
 //! `examples/common/serve.rs`.
 //!
-//! The benchmark runs it as `echo_server ADDR` and `echo_server --lines ADDR`.
+//! The benchmark runs it as `echo_server ADDR`, `echo_server --lend ADDR` and
+//! `echo_server --lines ADDR`.
 //! Read with it: docs/08-streams.md, docs/09-servers.md.
 
 mod common;
@@ -34,13 +38,14 @@ use std::process::ExitCode;
 use asyncio::{ServerOptions, StreamReader, StreamWriter};
 use common::cli;
 
-const USAGE: &str = "[--lines] [ADDR]
+const USAGE: &str = "[--lines | --lend] [ADDR]
 
 An echo server on asyncio streams: every byte a client sends is sent back.
 
   ADDR         the address to listen on, IP:PORT (default 127.0.0.1:8888; port 0
                picks a free port)
   --lines      echo line by line (readline) instead of by chunks (read(65536))
+  --lend       echo by chunks with read_with(65536): no copy out of the reader
   -h, --help   show this help
 
 Prints 'listening on ADDR' once it listens. End of input on stdin (Ctrl-D) shuts it
@@ -61,6 +66,21 @@ async fn echo_chunks(reader: &mut StreamReader, writer: &StreamWriter) -> asynci
     }
 }
 
+/// Echo chunk by chunk with no copy of our own: `read_with` lends each chunk to
+/// `write`, which sends it from the reader's buffer (and copies only what the socket
+/// did not take).
+async fn echo_lent(reader: &mut StreamReader, writer: &StreamWriter) -> asyncio::Result<()> {
+    loop {
+        let sent = reader
+            .read_with(65536, |data| writer.write(data).map(|()| data.len()))
+            .await??;
+        if sent == 0 {
+            return Ok(()); // EOF
+        }
+        writer.drain().await?;
+    }
+}
+
 /// Echo line by line until the client's EOF (the last line may lack its `\n`).
 async fn echo_lines(reader: &mut StreamReader, writer: &StreamWriter) -> asyncio::Result<()> {
     while let Some(line) = reader.next_line().await {
@@ -73,17 +93,28 @@ async fn echo_lines(reader: &mut StreamReader, writer: &StreamWriter) -> asyncio
 /// One client, from accept to close. Errors are this connection's only: a client that
 /// leaves without saying goodbye (a reset) is normal; anything else gets one line on
 /// stderr.
-async fn client(mut reader: StreamReader, writer: StreamWriter, lines: bool) {
-    let outcome = if lines {
-        echo_lines(&mut reader, &writer).await
-    } else {
-        echo_chunks(&mut reader, &writer).await
+async fn client(mut reader: StreamReader, writer: StreamWriter, mode: Mode) {
+    let outcome = match mode {
+        Mode::Chunks => echo_chunks(&mut reader, &writer).await,
+        Mode::Lent => echo_lent(&mut reader, &writer).await,
+        Mode::Lines => echo_lines(&mut reader, &writer).await,
     };
     common::serve::finish_client(&writer, outcome).await;
 }
 
-async fn serve(addr: SocketAddr, lines: bool) -> asyncio::Result<()> {
-    let limit = if lines {
+/// How a client's bytes are echoed.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// `read(65536)` / `write` / `drain`.
+    Chunks,
+    /// `read_with(65536, write)` / `drain` (`--lend`).
+    Lent,
+    /// `readline` / `write` / `drain` (`--lines`).
+    Lines,
+}
+
+async fn serve(addr: SocketAddr, mode: Mode) -> asyncio::Result<()> {
+    let limit = if mode == Mode::Lines {
         LINE_LIMIT
     } else {
         asyncio::streams::DEFAULT_LIMIT
@@ -94,7 +125,7 @@ async fn serve(addr: SocketAddr, lines: bool) -> asyncio::Result<()> {
         ..ServerOptions::default()
     };
     let server = asyncio::start_server_with(
-        move |reader, writer| client(reader, writer, lines),
+        move |reader, writer| client(reader, writer, mode),
         Some(&addr.ip().to_string()),
         addr.port(),
         limit,
@@ -106,7 +137,7 @@ async fn serve(addr: SocketAddr, lines: bool) -> asyncio::Result<()> {
 
 fn main() -> ExitCode {
     common::init_logging();
-    let args = match cli::args_or_exit(USAGE, &["--lines"]) {
+    let args = match cli::args_or_exit(USAGE, &["--lines", "--lend"]) {
         Ok(args) => args,
         Err(code) => return code,
     };
@@ -114,5 +145,11 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    cli::finish(asyncio::run(serve(addr, args.has("--lines"))))
+    let mode = match (args.has("--lines"), args.has("--lend")) {
+        (true, true) => return cli::usage_error("--lines and --lend do not mix"),
+        (true, false) => Mode::Lines,
+        (false, true) => Mode::Lent,
+        (false, false) => Mode::Chunks,
+    };
+    cli::finish(asyncio::run(serve(addr, mode)))
 }

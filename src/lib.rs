@@ -78,6 +78,7 @@
 //! | `async for line in reader` | `while let Some(line) = reader.next_line().await` | no stable async iterators |
 //! | a second concurrent read raises `RuntimeError` | reads take `&mut self`: two concurrent reads do not compile | checked at compile time |
 //! | reads return `bytes` | reads return an owned `Vec<u8>`, never a borrow of the buffer | no `BufferError` while a view is alive (gh-146379) |
+//! | no zero-copy read | [`StreamReader::read_with`]`(n, f)` lends what `read(n)` would return to the closure `f` instead of copying it out | a borrow that cannot outlive the call is safe: a proxy or an echo passes bytes on without a copy |
 //! | `feed_data` after `feed_eof` asserts | returns `Err(Error::Runtime)` | bad input gets an error, not a panic |
 //! | `start_server(cb)` with a plain function or a coroutine function | [`start_server`] takes an async callback (`\|r, w\| async move { .. }`); a plain callback called inside `connection_made` is [`StreamReaderProtocol::with_client_connected_cb`] with [`EventLoop::create_server_with`] | Rust closures cannot be told apart by what they return without naming their argument types |
 //! | `open_connection(host, port, limit=.., **kwds)` | [`open_connection_with`]`(host, port, limit, ConnectOptions)` (and `start_server_with`, ...) | no keyword arguments |

@@ -244,6 +244,111 @@ fn read_to_end_of_more_than_twice_the_limit_does_not_deadlock_with_pausing() {
     });
 }
 
+// ----- read_with (the zero-copy read) ---------------------------------------------------
+
+#[test]
+fn read_with_lends_what_read_would_return_and_consumes_it() {
+    let mut r = fed(b"abcdef");
+    run(async move {
+        assert_eq!(r.read_with(4, |d| d.to_vec()).await.unwrap(), b"abcd");
+        assert_eq!(r.buffered(), 2);
+        assert_eq!(
+            r.read_with(0, |d| d.len()).await.unwrap(),
+            0,
+            "n = 0 lends nothing"
+        );
+        assert_eq!(r.read_with(4, |d| d.to_vec()).await.unwrap(), b"ef");
+        assert_eq!(
+            r.read_with(4, |d| d.len()).await.unwrap(),
+            0,
+            "EOF lends an empty slice"
+        );
+        assert_eq!(
+            r.allocated_bytes(),
+            0,
+            "the emptied buffer went back to the pool"
+        );
+    });
+}
+
+#[test]
+fn read_with_waits_for_data_and_calls_f_once() {
+    let (mut r, p) = pair(65536);
+    run(async move {
+        let calls = Rc::new(Cell::new(0));
+        let c = calls.clone();
+        let t = create_task(async move {
+            r.read_with(100, move |d| {
+                c.set(c.get() + 1);
+                d.to_vec()
+            })
+            .await
+        });
+        iterations(3).await;
+        assert_eq!(calls.get(), 0, "f is not called while the buffer is empty");
+        feed(&p, b"hello");
+        assert_eq!(t.await.unwrap().unwrap(), b"hello");
+        assert_eq!(calls.get(), 1);
+    });
+}
+
+#[test]
+fn bytes_fed_during_the_loan_follow_the_unread_rest() {
+    let (mut r, p) = pair(65536);
+    feed(&p, b"abcdef");
+    run(async move {
+        // The feeder reaches the reader's state while the bytes are lent (a transport
+        // call made from `f` can do this): no RefCell conflict, no lost byte.
+        let lent = r.read_with(2, |d| {
+            feed(&p, b"XY");
+            d.to_vec()
+        });
+        assert_eq!(lent.await.unwrap(), b"ab");
+        assert_eq!(r.read(100).await.unwrap(), b"cdefXY");
+    });
+}
+
+#[test]
+fn a_panic_in_f_still_consumes_the_lent_bytes_and_keeps_the_rest() {
+    use std::future::Future;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::{Context, Waker};
+    let mut r = fed(b"abcdef");
+    {
+        // The bytes are buffered, so the first poll calls `f`: no loop needed.
+        let mut read = std::pin::pin!(r.read_with(2, |_| -> usize { panic!("f failed") }));
+        let mut cx = Context::from_waker(Waker::noop());
+        let polled = catch_unwind(AssertUnwindSafe(|| read.as_mut().poll(&mut cx)));
+        assert!(polled.is_err(), "the panic reaches the caller");
+    }
+    run(async move { assert_eq!(r.read(100).await.unwrap(), b"cdef") });
+}
+
+#[test]
+fn read_with_resumes_a_paused_transport_at_the_limit() {
+    let (mut r, p, t) = with_transport(4);
+    feed(&p, b"abcdefghi"); // 9 > 2 x 4: paused
+    assert!(t.paused.get());
+    let tr = t.clone();
+    run(async move {
+        assert_eq!(r.read_with(4, <[u8]>::len).await.unwrap(), 4);
+        assert!(tr.paused.get(), "5 left > limit: still paused");
+        assert_eq!(r.read_with(1, <[u8]>::len).await.unwrap(), 1);
+        assert!(!tr.paused.get(), "4 left = limit: resumed");
+    });
+}
+
+#[test]
+fn read_with_returns_a_stored_error_without_calling_f() {
+    let (mut r, p) = pair(65536);
+    feed(&p, b"data");
+    r.set_exception(Error::runtime("boom"));
+    run(async move {
+        let out = r.read_with(10, |_| unreachable!("f must not run")).await;
+        assert!(matches!(out, Err(Error::Runtime(_))));
+    });
+}
+
 // ----- readline ----------------------------------------------------------------------
 
 #[test]

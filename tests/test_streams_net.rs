@@ -273,6 +273,51 @@ fn read_flow_control_pauses_the_socket_and_keeps_the_buffer_bounded() {
 }
 
 #[test]
+fn read_with_echoes_a_large_stream_in_order_under_flow_control() {
+    // The zero-copy echo of `echo_server --lend`, with a small limit so the server's
+    // reader pauses its transport many times while bytes are lent to `write`.
+    const TOTAL: usize = 4 << 20;
+    run(async move {
+        let (server, (mut cr, cw), (mut sr, sw)) = connected(1024).await;
+        let echo = asyncio::create_task(async move {
+            let mut lends = 0;
+            loop {
+                let sent = sr
+                    .read_with(65536, |data| sw.write(data).map(|()| data.len()))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if sent == 0 {
+                    break;
+                }
+                lends += 1;
+                sw.drain().await.unwrap();
+            }
+            sw.close();
+            sw.wait_closed().await.unwrap();
+            lends
+        });
+        let writer = asyncio::create_task(async move {
+            for c in pattern(TOTAL).chunks(64 * 1024) {
+                cw.write(c).unwrap();
+                cw.drain().await.unwrap();
+            }
+            cw.write_eof().unwrap();
+            cw
+        });
+        let back = cr.read_to_end().await.unwrap();
+        assert_eq!(back.len(), TOTAL, "every byte came back");
+        assert!(is_pattern(&back, 0), "in order, unchanged");
+        assert!(echo.await.unwrap() > 1, "in many lent chunks");
+        let cw = writer.await.unwrap();
+        cw.close();
+        cw.wait_closed().await.unwrap();
+        server.close();
+        server.wait_closed().await.unwrap();
+    });
+}
+
+#[test]
 fn drain_bounds_the_write_buffer_against_a_peer_that_does_not_read() {
     run(async {
         let (server, (_cr, cw), (sr, sw)) = connected(asyncio::streams::DEFAULT_LIMIT).await;

@@ -235,6 +235,53 @@ impl ReaderInner {
     }
 }
 
+/// The first `k` bytes of a reader's buffer, lent out by [`StreamReader::read_with`].
+///
+/// The buffer is moved out of the reader's state for the loan, so the borrower may
+/// reach the state through any path (a transport call that feeds or fails the reader)
+/// without a `RefCell` conflict. Dropping the loan (also when the borrower panics)
+/// consumes the `k` bytes, puts the buffer back ahead of anything fed meanwhile, and
+/// resumes a paused transport once the buffer is down to the limit.
+struct Lent<'a> {
+    inner: &'a ReaderInner,
+    buf: ByteBuf,
+    k: usize,
+}
+
+impl<'a> Lent<'a> {
+    fn new(inner: &'a ReaderInner, n: usize) -> Lent<'a> {
+        let buf = std::mem::take(&mut inner.state.borrow_mut().buf);
+        let k = n.min(buf.len());
+        Lent { inner, buf, k }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf.as_slice()[..self.k]
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.consume(self.k);
+        let flow = {
+            let mut st = self.inner.state.borrow_mut();
+            let mut fed = std::mem::replace(&mut st.buf, buf);
+            if !fed.is_empty() {
+                // Fed during the loan: those bytes come after the lent buffer's.
+                st.buf.extend(fed.as_slice());
+                fed.clear();
+            }
+            // The pause rule (bytes may have been fed) or else the resume rule.
+            match st.after_feed(self.inner.limit) {
+                Flow::Nothing => st.after_consume(self.inner.limit),
+                pause => pause,
+            }
+        };
+        flow.apply();
+    }
+}
+
 #[inline]
 fn wake(w: Option<Waker>) {
     if let Some(w) = w {
@@ -450,6 +497,30 @@ impl StreamReader {
             })
         })
         .await
+    }
+
+    /// Lend up to `n` buffered bytes to `f` instead of copying them out: the
+    /// zero-copy twin of [`read`](StreamReader::read) (Rust-only; asyncio has none).
+    ///
+    /// Waits exactly as `read(n)` does (not at all for `n == 0`), then calls `f` once
+    /// with the bytes `read(n)` would have returned (an empty slice at EOF, or for
+    /// `n == 0`) and consumes them, whatever `f` returns; its result is returned. An
+    /// echo forwards a chunk with no copy of its own:
+    /// `reader.read_with(65536, |data| writer.write(data)).await??`. The slice lives
+    /// only during the call, so no view of the buffer outlives it. `f` runs with the
+    /// buffer lent out, not borrowed: it may use anything, this reader's transport
+    /// included. If `f` panics, the lent bytes are still consumed and the rest is
+    /// kept. Cancel-safe: nothing is consumed before `f` runs.
+    pub async fn read_with<T>(&mut self, n: usize, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
+        let inner = self.inner();
+        poll_fn(|cx| {
+            inner.poll_with(cx, |st, _| {
+                (n == 0 || !st.buf.is_empty() || st.eof).then_some(Ok(()))
+            })
+        })
+        .await?;
+        let lent = Lent::new(inner, n);
+        Ok(f(lent.bytes()))
     }
 
     /// Read until EOF and return every byte (asyncio's `read()` / `read(-1)`).
