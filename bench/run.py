@@ -118,11 +118,11 @@ def paced_rate(size):
     return 5_000
 
 
-# Durations in seconds. Full: about 40 s per server; quick: about 4 s. Five short
+# Durations in seconds. Full: about 35 s per echo or line server; quick: about 4 s. Five short
 # unpaced repetitions rather than three long ones: on this VM a run lands in a fast or
 # a slow mode at random (at 1 KiB c=100, ~200k or ~155k msg/s for every server, the
 # no-runtime mio one included), and a median of five is thrown less often by it.
-FULL = dict(reps=5, warmup_first=1.0, warmup=0.1, duration=0.4, paced_reps=2, paced_warmup=0.2, paced_duration=0.8,
+FULL = dict(reps=5, warmup_first=0.6, warmup=0.1, duration=0.4, paced_reps=2, paced_warmup=0.2, paced_duration=0.6,
             idle_conns=10_000, idle_hold=1.0, wrk_warmup=1, wrk_duration=3, micro_reps=2)
 QUICK = dict(reps=1, warmup_first=0.3, warmup=0.2, duration=0.5, paced_reps=1, paced_warmup=0.2, paced_duration=0.7,
              idle_conns=1_000, idle_hold=0.3, wrk_warmup=0, wrk_duration=1, micro_reps=1)
