@@ -8,6 +8,7 @@ SERVER TABLE below pinned to CPU 0, drives it with `loadgen` (or `wrk` for
 HTTP) pinned to CPU 1, and writes:
 
 * bench/results/latest.json  - raw results (every repetition) and machine facts
+                               (filtered.json for a filtered run without --docs)
 * docs/performance.md        - method, machine, tables with ratios to tokio
 * docs/perf/echo.svg         - echo throughput ratio to tokio, per scenario
 * docs/perf/paced_cpu.svg    - server CPU per message at a fixed rate, ratio
@@ -1211,7 +1212,9 @@ def main():
 
     results["meta"]["elapsed_s"] = time.monotonic() - T0
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "latest.json"
+    # A filtered run must not replace the results the published report was made from
+    # (--report-only rebuilds the report from latest.json).
+    out = RESULTS / ("latest.json" if write_docs_flag else "filtered.json")
     out.write_text(json.dumps(results, indent=1, default=str) + "\n")
     tables = sections_markdown(results)
     if write_docs_flag:
