@@ -60,6 +60,8 @@ LOADGEN = RELEASE / "loadgen"
 #            "crate" (the asyncio crate's examples built in this run),
 #            "python", "uvloop"
 #   ref    - the tokio peer every server of the same kind is compared with
+#   idle, costs - False: not in the idle test / the costs per message (the same
+#            program as another row)
 # --------------------------------------------------------------------------
 SERVERS = [
     # echo: read whatever arrives, write it back
@@ -82,7 +84,7 @@ SERVERS = [
     dict(name="tokio lines", kind="lines", cmd="{bin}/tokio_lines {addr}", needs="bench", ref=True),
     # the floor of the lines kind: mio_echo echoes lines as well as anything else, and
     # running it with the line servers puts the ceiling beside them in time
-    dict(name="mio lines", kind="lines", cmd="{bin}/mio_echo {addr}", needs="bench", idle=False),
+    dict(name="mio lines", kind="lines", cmd="{bin}/mio_echo {addr}", needs="bench", idle=False, costs=False),
     dict(name="asyncio streams readline", kind="lines",
          cmd="{examples}/echo_server --lines {addr}", needs="crate"),
     dict(name="CPython streams readline", kind="lines",
@@ -107,6 +109,8 @@ MICRO_REF = "tokio_micro"
 SCENARIOS = [(64, 10), (1024, 10), (1024, 100), (10240, 10), (10240, 100), (102400, 10), (102400, 100)]
 QUICK_SCENARIOS = [(1024, 10), (102400, 10)]
 QUICK_PACED = [(1024, 10)]
+# Costs per message (allocations, system calls): few scenarios, counted not timed.
+COST_SCENARIOS = [(1024, 10), (102400, 10)]
 
 
 def paced_rate(size):
@@ -124,10 +128,10 @@ def paced_rate(size):
 # a slow mode at random (at 1 KiB c=100, ~200k or ~155k msg/s for every server, the
 # no-runtime mio one included), and a median of five is thrown less often by it.
 FULL = dict(reps=5, warmup_first=0.6, warmup=0.1, duration=0.4, paced_reps=2, paced_warmup=0.2, paced_duration=0.6,
-            idle_conns=10_000, idle_hold=1.0, wrk_warmup=1, wrk_duration=3, micro_reps=2)
+            idle_conns=10_000, idle_hold=1.0, wrk_warmup=1, wrk_duration=3, micro_reps=2, cost_msgs=10_000)
 QUICK = dict(reps=1, warmup_first=0.3, warmup=0.2, duration=0.5, paced_reps=1, paced_warmup=0.2, paced_duration=0.7,
-             idle_conns=1_000, idle_hold=0.3, wrk_warmup=0, wrk_duration=1, micro_reps=1)
-SECTIONS = ["echo", "paced", "idle", "http", "micro"]
+             idle_conns=1_000, idle_hold=0.3, wrk_warmup=0, wrk_duration=1, micro_reps=1, cost_msgs=3_000)
+SECTIONS = ["echo", "paced", "idle", "http", "costs", "micro"]
 SERVER_CPU = "0"  # taskset CPU of the server under test
 CLIENT_CPU = "1"  # taskset CPU of loadgen / wrk
 IDLE_CONNECT_RATE = 10_000  # new connections per second in the idle test
@@ -621,6 +625,124 @@ def bench_micro(cfg, results, notes):
 
 
 # --------------------------------------------------------------------------
+# Costs per message: heap allocations (perf uprobes on libc's allocator) and
+# system calls (strace -c), each counted while attached to a running server for
+# a fixed number of messages. Counts, not times: the tools slow the server down.
+
+ALLOC_FUNCS = ("malloc", "calloc", "realloc")
+
+
+class AllocProbes:
+    """perf uprobes on libc's allocation functions. Adds the ones missing and removes
+    those it added on close(). `events` is None when they cannot be had (perf missing,
+    not root, no uprobes)."""
+
+    def __init__(self, notes):
+        self.events, self.added, self.perf = None, [], shutil.which("perf")
+        p = subprocess.run(["ldd", str(LOADGEN)], capture_output=True, text=True)
+        m = re.search(r"libc\.so\.6 => (\S+)", p.stdout)
+        if not self.perf or not m:
+            notes.append("costs: allocations not counted (`perf` or libc not found)")
+            return
+        have = subprocess.run([self.perf, "probe", "-l"], capture_output=True, text=True).stdout
+        for f in ALLOC_FUNCS:
+            if re.search(rf"probe_libc:{f}\b", have):
+                continue
+            r = subprocess.run([self.perf, "probe", "-q", "-x", m.group(1), f], capture_output=True, text=True)
+            if r.returncode != 0:
+                notes.append("costs: allocations not counted (`perf probe` on libc failed; it needs root "
+                             f"and uprobes: {r.stderr.strip()[-120:]})")
+                self.close()
+                return
+            self.added.append(f)
+        self.events = ",".join(f"probe_libc:{f}" for f in ALLOC_FUNCS)
+
+    def close(self):
+        for f in self.added:
+            subprocess.run([self.perf, "probe", "-q", "-d", f"probe_libc:{f}"], capture_output=True)
+        self.added = []
+
+
+def attached(tool_argv, server, mode, size, conns, msgs):
+    """Runs `tool_argv -o FILE -p PID` attached to the server while loadgen sends `msgs`
+    messages, stops the tool with SIGINT; returns (loadgen result, the tool's report)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".txt") as out:
+        tool = subprocess.Popen(tool_argv + ["-o", out.name, "-p", str(server.pid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.3)  # attaching takes a moment
+            r = run_loadgen(server.addr, ["--mode", mode, "--conns", conns, "--size", size, "--duration", 60,
+                                          "--warmup", 0, "--max-msgs", msgs], 90)
+        finally:
+            tool.send_signal(signal.SIGINT)
+            try:
+                tool.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                tool.kill()
+                tool.wait()
+        return r, Path(out.name).read_text(errors="replace")
+
+
+def parse_perf_counts(text):
+    """`perf stat -x,` output: {event: count}."""
+    counts = {}
+    for line in text.splitlines():
+        f = line.split(",")
+        if len(f) > 2 and f[2].startswith("probe_libc:"):
+            counts[f[2].split(":", 1)[1]] = int(f[0]) if f[0].isdigit() else None
+    return counts
+
+
+def parse_strace_summary(text):
+    """`strace -c` table: {syscall: calls}."""
+    calls = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[3].isdigit() and f[-1].isidentifier() and f[-1] != "total":
+            calls[f[-1]] = int(f[3])
+    return calls
+
+
+def bench_costs(entries, placeholders, cfg, results, notes):
+    """Allocations and system calls per message for the compiled servers."""
+    strace = shutil.which("strace")
+    if not strace:
+        notes.append("costs: system calls not counted (`strace` not found)")
+    probes = AllocProbes(notes)
+    n = cfg["cost_msgs"]
+    try:
+        for entry in entries:
+            name, mode = entry["name"], "lines" if entry["kind"] == "lines" else "echo"
+            log(f"{name} (costs)")
+            with Server(entry, placeholders) as server:
+                server.wait_ready()
+                per = results["costs"].setdefault(name, {})
+                for size, conns in COST_SCENARIOS:
+                    row = per.setdefault(scenario_key(size, conns), {})
+                    if probes.events:
+                        r, text = attached([probes.perf, "stat", "-x,", "-e", probes.events], server,
+                                           mode, size, conns, n)
+                        c = parse_perf_counts(text)
+                        if r.get("msgs") and all(c.get(f) is not None for f in ALLOC_FUNCS):
+                            row["allocs_per_msg"] = sum(c[f] for f in ALLOC_FUNCS) / r["msgs"]
+                            row["alloc_counts"], row["alloc_msgs"] = c, r["msgs"]
+                    if strace:
+                        r, text = attached([strace, "-f", "-c"], server, mode, size, conns, n)
+                        calls = parse_strace_summary(text)
+                        if r.get("msgs") and calls:
+                            row["syscalls_per_msg"] = sum(calls.values()) / r["msgs"]
+                            row["syscalls"], row["syscall_msgs"] = calls, r["msgs"]
+                    log(f"  {name}: {size_label(size)} c={conns}: "
+                        f"{row.get('allocs_per_msg', float('nan')):.2f} allocations, "
+                        f"{row.get('syscalls_per_msg', float('nan')):.2f} system calls per message")
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        notes.append(f"costs section: {e}")
+        log(f"  FAILED: {e}")
+    finally:
+        probes.close()
+
+
+# --------------------------------------------------------------------------
 # Ratios, tables, docs
 
 def ref_name(kind):
@@ -736,6 +858,37 @@ def python_ceiling_markdown(results, scen):
                       "vs uvloop / ceiling"], rows), ""]
 
 
+def costs_markdown(results):
+    """Allocations and system calls per message, per server and scenario."""
+    costs = results.get("costs") or {}
+    rows = []
+    for name, per in costs.items():
+        for key in (scenario_key(*sc) for sc in COST_SCENARIOS):
+            r = per.get(key)
+            if not r:
+                continue
+            calls = r.get("syscalls") or {}
+            msgs = r.get("syscall_msgs") or 1
+            top = sorted(calls.items(), key=lambda kv: -kv[1])[:3]
+            rows.append([name, key, fmt_num(r.get("allocs_per_msg"), 2), fmt_num(r.get("syscalls_per_msg"), 2),
+                         ", ".join(f"`{c}` {v / msgs:.2f}" for c, v in top) or "-"])
+    if not rows:
+        return []
+    return ["### Costs per message: allocations and system calls\n",
+            "Counted, not timed, while the tool is attached to the running server for a fixed number of "
+            "messages (the set-up of its ten connections included, hence the small fractions): heap allocations are calls of libc's "
+            "`malloc`, `calloc` and `realloc` (perf uprobes), system calls are strace's count. Copies are "
+            "not counted by a tool; the code makes them plain: `read` and `readline` copy each chunk or "
+            "line once, out of the reader's buffer into the `Vec` they return (the allocation in their "
+            "row), and `read_with` and the protocol echo make none of their own. tokio's `read_until` "
+            "copies each line once as well, out of its `BufReader`. At 100 KiB, `read(65536)` and "
+            "`read_with(65536, ..)` hand a message over in two chunks, hence two `sendto`; tokio's and "
+            "mio's echo read into a 64 KiB buffer, hence two of each; tokio's `BufReader` reads 8 KiB at "
+            "a time.\n",
+            md_table(["server", "scenario", "allocations/msg", "system calls/msg", "most frequent calls, per msg"],
+                     rows), ""]
+
+
 def sections_markdown(results):
     """The result tables, as Markdown."""
     parts = []
@@ -805,6 +958,7 @@ def sections_markdown(results):
                                "server CPU µs/req (ratio, < 1 = less than tokio)", "server CPU %", "errors"],
                               rows))
         parts.append("")
+    parts.extend(costs_markdown(results))
     if results["micro"]:
         ref = results["micro"].get(MICRO_REF, {})
         others = [n for n in results["micro"] if n != MICRO_REF]
@@ -1022,6 +1176,8 @@ The suite itself is described in [`bench/README.md`](../bench/README.md).
   server answers every request with the same 78-byte `Hello, World!` response.
 - Idle: {cfg['idle_conns']:,} connections opened at {IDLE_CONNECT_RATE:,}/s against a freshly started
   server, held {cfg['idle_hold']} s.
+- Costs per message: the compiled servers, each freshly started, {cfg.get('cost_msgs', 0):,} messages per
+  scenario with `perf stat` (uprobes on libc's allocator) or `strace -f -c` attached; counts only.
 - Micro-benchmarks: each `*_micro` binary runs on CPU {SERVER_CPU} (all its threads, so the sender
   thread of `xthread_wake` shares the core) and prints ns per operation; see the comments at the top
   of bench/src/bin/tokio_micro.rs and asyncio_micro.rs for what each operation is.
@@ -1094,7 +1250,8 @@ def main():
     # Which servers run.
     wanted = [w.strip().lower() for w in opts.only.split(",") if w.strip()]
     selected = [s for s in SERVERS if not wanted or s.get("ref") or any(w in s["name"].lower() for w in wanted)]
-    kinds_needed = {"echo": {"echo", "paced", "idle"}, "lines": {"echo", "paced", "idle"}, "http": {"http"}}
+    kinds_needed = {"echo": {"echo", "paced", "idle", "costs"}, "lines": {"echo", "paced", "idle", "costs"},
+                    "http": {"http"}}
     selected = [s for s in selected if kinds_needed[s["kind"]] & set(sections)]
     uvloop_version = setup_uvloop(notes) if any(s["needs"] == "uvloop" for s in selected) else None
     wrk = setup_wrk(notes) if "http" in sections and any(s["kind"] == "http" for s in selected) else None
@@ -1119,7 +1276,7 @@ def main():
     results = dict(meta=dict(quick=opts.quick, date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
                              config=cfg, sections=sections, only=opts.only, uvloop=uvloop_version,
                              wrk=wrk_version, machine=machine_facts()),
-                   notes=notes, servers={}, echo={}, paced={}, idle={}, http={}, micro={})
+                   notes=notes, servers={}, echo={}, paced={}, idle={}, http={}, costs={}, micro={})
 
     def availability(entry):
         argv0 = shlex.split(entry["cmd"].format(addr="x", **placeholders))[0]
@@ -1190,6 +1347,11 @@ def main():
                     bench_idle(server, entry, cfg, results, notes)
         except (RuntimeError, OSError, subprocess.SubprocessError) as e:
             fail_server(entry["name"], str(e), results, notes)
+
+    if "costs" in sections:
+        costed = [e for e in runnable if e["kind"] in ("echo", "lines") and e["needs"] in ("bench", "crate")
+                  and e.get("costs", True) and e["name"] not in failed_servers]
+        bench_costs(costed, placeholders, cfg, results, notes)
 
     if "micro" in sections:
         bench_micro(cfg, results, notes)
