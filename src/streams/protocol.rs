@@ -88,6 +88,12 @@ pub struct StreamReaderProtocol {
     client: Cell<Option<ConnectedCb>>,
 }
 
+// One per streams connection, reader state included: part of the idle-memory budget
+// (under 1 KiB per idle streams connection, chapter 11). Grow it only on purpose.
+const _: () = assert!(
+    cfg!(not(target_pointer_width = "64")) || std::mem::size_of::<StreamReaderProtocol>() <= 216
+);
+
 impl StreamReaderProtocol {
     /// The protocol that feeds `reader` (asyncio's `StreamReaderProtocol(reader)`). Make
     /// the [`StreamWriter`] yourself once the transport exists.

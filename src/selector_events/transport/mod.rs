@@ -138,6 +138,13 @@ pub(crate) struct SocketTransport<S: StreamSocket> {
     waiter: Cell<Option<CreationWaiter>>,
 }
 
+// Every connection has one: the size is part of the idle-memory budget (an idle streams
+// connection in under 1 KiB, chapter 11). Grow it only on purpose.
+const _: () = assert!(
+    cfg!(not(target_pointer_width = "64"))
+        || std::mem::size_of::<SocketTransport<mio::net::TcpStream>>() <= 192
+);
+
 impl<S: StreamSocket> SocketTransport<S> {
     /// Make a transport for a connected socket and schedule its start (see the module
     /// docs). `waiter` resolves after `connection_made`; `server` is the server that
