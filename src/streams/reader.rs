@@ -478,6 +478,9 @@ impl StreamReader {
     /// EOF was not fed, waits for data; then returns what is buffered, at most `n`
     /// bytes (possibly fewer: it does not wait for `n`). At EOF returns an empty `Vec`.
     /// The result is not bounded by the limit. Cancel-safe.
+    ///
+    /// The bytes are copied out of the reader's buffer into the returned `Vec`; to pass
+    /// them on without that copy, use [`read_with`](StreamReader::read_with).
     pub async fn read(&mut self, n: usize) -> Result<Vec<u8>> {
         let inner = self.inner();
         poll_fn(|cx| {
