@@ -514,6 +514,20 @@ impl StreamReader {
     /// buffer lent out, not borrowed: it may use anything, this reader's transport
     /// included. If `f` panics, the lent bytes are still consumed and the rest is
     /// kept. Cancel-safe: nothing is consumed before `f` runs.
+    ///
+    /// ```
+    /// let mut r = asyncio::StreamReader::new();
+    /// r.feed_data(b"hello world").unwrap();
+    /// r.feed_eof();
+    /// asyncio::run(async move {
+    ///     // Look at the bytes where they are: count the vowels, copy nothing.
+    ///     let vowels = |b: &[u8]| b.iter().filter(|c| b"aeiou".contains(c)).count();
+    ///     assert_eq!(r.read_with(5, vowels).await.unwrap(), 2); // "hello"
+    ///     assert_eq!(r.buffered(), 6, "the rest stays buffered");
+    ///     assert_eq!(r.read_with(100, vowels).await.unwrap(), 1); // " world"
+    ///     assert_eq!(r.read_with(100, <[u8]>::len).await.unwrap(), 0, "EOF: empty");
+    /// }).unwrap();
+    /// ```
     pub async fn read_with<T>(&mut self, n: usize, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
         let inner = self.inner();
         poll_fn(|cx| {
