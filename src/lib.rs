@@ -41,6 +41,7 @@
 //! | [`tasks`] | `tasks.py` | [`Task`], [`create_task`], [`sleep`], [`current_task`], [`gather`], [`shield`], [`wait`], [`as_completed`] |
 //! | [`taskgroups`] | `taskgroups.py` | [`TaskGroup`] |
 //! | [`timeouts`] | `timeouts.py` | [`wait_for`], [`timeout`] |
+//! | [`locks`] | `locks.py` | [`Lock`], [`Event`], [`Condition`], [`Semaphore`], [`BoundedSemaphore`] |
 //! | [`runners`] | `runners.py` | [`run`] |
 //! | [`protocols`] | `protocols.py` | [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`] |
 //! | [`transports`] | `transports.py` | [`Transport`] and its read / write halves |
@@ -72,6 +73,9 @@
 //! | `as_completed()` yields awaitables | [`AsCompleted::next`] yields the outcomes | one `.await` instead of two |
 //! | `async with TaskGroup() as tg:` | [`TaskGroup::wait`]`(tg).await`; dropping an unwaited group cancels its children | no async destructors |
 //! | a failing TaskGroup child cancels the parent task | the parent learns of it from `wait` (or a refused `create_task`) | a running future cannot be interrupted |
+//! | `async with lock:` / `async with sem:` | [`Lock::lock`] / [`Semaphore::permit`] return a guard that releases on drop; `acquire()` keeps the lock until `release()` | no async context managers |
+//! | a cancelled `Condition.wait()` re-acquires the lock before raising | a dropped [`Condition::wait`] leaves the lock released (not held by the caller) and passes a received notify on | a dropped future cannot wait |
+//! | `Semaphore(value)` with `value < 0` raises `ValueError` | values are `usize` | cannot be negative |
 //! | `PYTHONASYNCIODEBUG` | `ASYNCIO_DEBUG` | |
 //! | `reader.read()` / `read(-1)` | [`StreamReader::read_to_end`] | `read` takes a `usize` |
 //! | `reader.readuntil((b'a', b'b'))` | [`StreamReader::readuntil_any`]`(&[b"a", b"b"])` | an explicit type for "many separators" (asyncio's tuple check broke `bytearray`, gh-117722) |
@@ -109,6 +113,7 @@ pub mod events;
 pub mod exceptions;
 pub mod executor;
 pub mod futures;
+pub mod locks;
 pub mod protocols;
 pub mod runners;
 pub mod selector_events;
@@ -127,6 +132,7 @@ pub use clock::TestClock;
 pub use events::{get_running_loop, ExceptionContext, Handle, TimerHandle};
 pub use exceptions::{Error, Result};
 pub use futures::{CallbackId, Future};
+pub use locks::{BoundedSemaphore, Condition, Event, Lock, LockGuard, Semaphore, SemaphorePermit};
 pub use runners::run;
 pub use tasks::{all_tasks, create_task, current_task, sleep, yield_now, Sleep, Task, TaskRef};
 pub use timeouts::{timeout, timeout_at, wait_for, Timeout};
