@@ -380,6 +380,20 @@ impl<T, S> fmt::Debug for GenericQueue<T, S> {
 
 /// The future of [`GenericQueue::put`]; see there for ordering, shutdown and cancel
 /// safety.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// asyncio::run(async {
+///     let q = asyncio::Queue::new(1);
+///     q.put_nowait(1).unwrap();
+///     // Full: the put waits, the timeout drops it, and its item with it.
+///     let r = asyncio::wait_for(q.put(2), Duration::from_millis(1)).await;
+///     assert!(r.unwrap_err().is_timeout());
+///     assert_eq!(q.qsize(), 1);
+/// })
+/// .unwrap();
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Put<'a, T, S: Storage<T>> {
     queue: &'a GenericQueue<T, S>,
@@ -452,6 +466,20 @@ impl<T, S: Storage<T>> fmt::Debug for Put<'_, T, S> {
 
 /// The future of [`GenericQueue::get`]; see there for ordering, shutdown and cancel
 /// safety.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// asyncio::run(async {
+///     let q = asyncio::Queue::<i32>::new(0);
+///     // Empty: the get waits and the timeout drops it; nothing is lost.
+///     let r = asyncio::wait_for(q.get(), Duration::from_millis(1)).await;
+///     assert!(r.unwrap_err().is_timeout());
+///     q.put_nowait(1).unwrap();
+///     assert_eq!(q.get().await.unwrap(), 1);
+/// })
+/// .unwrap();
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Get<'a, T, S: Storage<T>> {
     queue: &'a GenericQueue<T, S>,
@@ -510,6 +538,18 @@ impl<T, S: Storage<T>> fmt::Debug for Get<'_, T, S> {
 }
 
 /// The future of [`GenericQueue::join`]; see there.
+///
+/// ```
+/// asyncio::run(async {
+///     let q = asyncio::Queue::new(0);
+///     q.put_nowait("job").unwrap();
+///     let job = q.get().await.unwrap();
+///     assert_eq!(job, "job");
+///     q.task_done().unwrap();
+///     q.join().await; // nothing unfinished: returns at once
+/// })
+/// .unwrap();
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Join<'a, T, S: Storage<T>> {
     queue: &'a GenericQueue<T, S>,

@@ -12,6 +12,20 @@ use crate::exceptions::Error;
 
 /// [`put_nowait`](super::GenericQueue::put_nowait) refused the item: the queue is full
 /// (asyncio's `QueueFull`) or shut down (`QueueShutDown`). The item is handed back.
+///
+/// ```
+/// use asyncio::{PutNowaitError, Queue};
+///
+/// let q = Queue::new(1);
+/// q.put_nowait(String::from("a")).unwrap();
+/// match q.put_nowait(String::from("b")) {
+///     Err(PutNowaitError::Full(item)) => assert_eq!(item, "b"), // not lost
+///     other => panic!("{other:?}"),
+/// }
+/// q.shutdown(false);
+/// let e: asyncio::Error = q.put_nowait(String::from("c")).unwrap_err().into();
+/// assert!(matches!(e, asyncio::Error::QueueShutDown));
+/// ```
 pub enum PutNowaitError<T> {
     /// The queue holds `maxsize` items (asyncio's `QueueFull`).
     Full(T),
@@ -49,6 +63,16 @@ impl<T> PutNowaitError<T> {
 /// [`put`](super::GenericQueue::put) refused the item because the queue was shut down
 /// (asyncio's `QueueShutDown`), before or while it waited for room. The item is handed
 /// back in the field.
+///
+/// ```
+/// asyncio::run(async {
+///     let q = asyncio::Queue::new(0);
+///     q.shutdown(false);
+///     let err = q.put(vec![1, 2]).await.unwrap_err();
+///     assert_eq!(err.into_inner(), [1, 2]);
+/// })
+/// .unwrap();
+/// ```
 pub struct PutError<T>(pub T);
 
 impl<T> PutError<T> {

@@ -12,6 +12,33 @@ use std::fmt;
 /// is those three methods (`_init` is [`Default`]). Implement it to make a queue with
 /// another order. The queue calls these methods while it holds its own state borrowed:
 /// an implementation must not touch the queue it belongs to.
+///
+/// ```
+/// use std::collections::BinaryHeap;
+/// use asyncio::queues::{GenericQueue, Storage};
+///
+/// /// Largest first.
+/// #[derive(Default)]
+/// struct MaxFirst(BinaryHeap<u32>);
+///
+/// impl Storage<u32> for MaxFirst {
+///     fn push(&mut self, item: u32) {
+///         self.0.push(item)
+///     }
+///     fn pop(&mut self) -> Option<u32> {
+///         self.0.pop()
+///     }
+///     fn len(&self) -> usize {
+///         self.0.len()
+///     }
+/// }
+///
+/// let q: GenericQueue<u32, MaxFirst> = GenericQueue::new(0);
+/// for n in [2, 9, 4] {
+///     q.put_nowait(n).unwrap();
+/// }
+/// assert_eq!(q.get_nowait().unwrap(), 9);
+/// ```
 pub trait Storage<T> {
     /// Store an item (asyncio's `_put`).
     fn push(&mut self, item: T);
@@ -26,16 +53,44 @@ pub trait Storage<T> {
 }
 
 /// First in, first out: the storage of [`Queue`](super::Queue) (asyncio's `deque`).
+///
+/// ```
+/// use asyncio::queues::{Fifo, Storage};
+///
+/// let mut s = Fifo::default();
+/// s.push(1);
+/// s.push(2);
+/// assert_eq!(s.pop(), Some(1));
+/// ```
 pub struct Fifo<T>(VecDeque<T>);
 
 /// Last in, first out: the storage of [`LifoQueue`](super::LifoQueue) (asyncio's
 /// `list` with `append` and `pop`).
+///
+/// ```
+/// use asyncio::queues::{Lifo, Storage};
+///
+/// let mut s = Lifo::default();
+/// s.push(1);
+/// s.push(2);
+/// assert_eq!(s.pop(), Some(2));
+/// ```
 pub struct Lifo<T>(Vec<T>);
 
 /// Smallest first: the storage of [`PriorityQueue`](super::PriorityQueue) (asyncio's
 /// `heapq`, a min-heap). Rust's [`BinaryHeap`] is a max-heap, so items are stored as
 /// [`Reverse`]`(item)`; items that compare equal come out in no particular order, as
 /// with `heapq` (put `(priority, sequence, data)` tuples for a stable order).
+///
+/// ```
+/// use asyncio::queues::{Priority, Storage};
+///
+/// let mut s = Priority::default();
+/// s.push(5);
+/// s.push(1);
+/// s.push(3);
+/// assert_eq!(s.pop(), Some(1));
+/// ```
 pub struct Priority<T>(BinaryHeap<Reverse<T>>);
 
 macro_rules! storage_common {

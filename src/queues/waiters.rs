@@ -83,11 +83,15 @@ impl Waiters {
     /// Wake the oldest waiter, if any; the waker is returned so the caller can call it
     /// once it no longer borrows the queue.
     pub(crate) fn wake_next(&mut self) -> Option<Waker> {
-        let key = self.order.pop_front()?;
-        match std::mem::replace(&mut self.slots[key], Slot::Notified) {
-            Slot::Waiting(w) => Some(w),
-            Slot::Notified => None,
+        while let Some(key) = self.order.pop_front() {
+            // Every key in `order` is a `Waiting` slot; anything else is skipped.
+            if let Some(slot) = self.slots.get_mut(key) {
+                if let Slot::Waiting(w) = std::mem::replace(slot, Slot::Notified) {
+                    return Some(w);
+                }
+            }
         }
+        None
     }
 
     /// Wake every waiter, oldest first (into `out`).
