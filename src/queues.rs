@@ -363,12 +363,13 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
     }
 }
 
-impl<T, S> fmt::Debug for GenericQueue<T, S> {
+impl<T, S: Storage<T>> fmt::Debug for GenericQueue<T, S> {
     /// Sizes and counts only (asyncio's `repr`); the items need not be `Debug`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Queue");
         if let Ok(st) = self.state.try_borrow() {
             d.field("maxsize", &st.maxsize)
+                .field("qsize", &st.items.len())
                 .field("getters", &st.getters.len())
                 .field("putters", &st.putters.len())
                 .field("unfinished", &st.unfinished)
@@ -380,6 +381,8 @@ impl<T, S> fmt::Debug for GenericQueue<T, S> {
 
 /// The future of [`GenericQueue::put`]; see there for ordering, shutdown and cancel
 /// safety.
+///
+/// Polled again after it completed, it stays pending (its item is gone).
 ///
 /// ```
 /// use std::time::Duration;
@@ -466,6 +469,8 @@ impl<T, S: Storage<T>> fmt::Debug for Put<'_, T, S> {
 
 /// The future of [`GenericQueue::get`]; see there for ordering, shutdown and cancel
 /// safety.
+///
+/// Polled again after it completed, it acts as a fresh `get`.
 ///
 /// ```
 /// use std::time::Duration;
