@@ -56,6 +56,15 @@ pub enum Error {
     /// An operating-system error (`OSError` and its subclasses such as
     /// `ConnectionResetError`, `BrokenPipeError`, `ConnectionRefusedError`).
     Io(io::Error),
+    /// [`get_nowait`](crate::Queue::get_nowait) found the queue empty
+    /// (`asyncio.QueueEmpty`).
+    QueueEmpty,
+    /// [`put_nowait`](crate::Queue::put_nowait) found the queue full (`asyncio.QueueFull`);
+    /// [`PutNowaitError`](crate::PutNowaitError) converts into it.
+    QueueFull,
+    /// A put, or a get from an empty queue, after [`shutdown`](crate::Queue::shutdown)
+    /// (`asyncio.QueueShutDown`, Python 3.13).
+    QueueShutDown,
     /// Several errors at once (`ExceptionGroup`), e.g. from a [`TaskGroup`](crate::TaskGroup)
     /// whose children failed.
     Group(Vec<Error>),
@@ -112,9 +121,11 @@ impl Error {
             Error::Timeout => io::ErrorKind::TimedOut,
             Error::IncompleteRead { .. } => io::ErrorKind::UnexpectedEof,
             Error::LimitOverrun { .. } | Error::Value(_) => io::ErrorKind::InvalidInput,
+            Error::QueueEmpty | Error::QueueFull => io::ErrorKind::WouldBlock,
             Error::InvalidState(_)
             | Error::Runtime(_)
             | Error::Panic(_)
+            | Error::QueueShutDown
             | Error::Group(_)
             | Error::Other(_) => io::ErrorKind::Other,
         }
@@ -158,6 +169,9 @@ impl Clone for Error {
                 consumed: *consumed,
             },
             Error::Panic(m) => Error::Panic(m.clone()),
+            Error::QueueEmpty => Error::QueueEmpty,
+            Error::QueueFull => Error::QueueFull,
+            Error::QueueShutDown => Error::QueueShutDown,
             Error::Io(e) => Error::Io(clone_io_error(e)),
             Error::Group(v) => Error::Group(v.clone()),
             Error::Other(e) => Error::Other(e.clone()),
@@ -188,6 +202,9 @@ impl fmt::Display for Error {
             },
             Error::LimitOverrun { message, .. } => f.write_str(message),
             Error::Panic(m) => write!(f, "panic: {m}"),
+            Error::QueueEmpty => f.write_str("QueueEmpty"),
+            Error::QueueFull => f.write_str("QueueFull"),
+            Error::QueueShutDown => f.write_str("QueueShutDown"),
             Error::Io(e) => fmt::Display::fmt(e, f),
             Error::Group(v) => {
                 write!(f, "{} sub-exception(s)", v.len())?;

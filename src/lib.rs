@@ -40,6 +40,7 @@
 //! | [`futures`] | `futures.py` | [`Future`] |
 //! | [`tasks`] | `tasks.py` | [`Task`], [`create_task`], [`sleep`], [`current_task`], [`gather`], [`shield`], [`wait`], [`as_completed`] |
 //! | [`taskgroups`] | `taskgroups.py` | [`TaskGroup`] |
+//! | [`queues`] | `queues.py` | [`Queue`], [`LifoQueue`], [`PriorityQueue`] |
 //! | [`timeouts`] | `timeouts.py` | [`wait_for`], [`timeout`] |
 //! | [`locks`] | `locks.py` | [`Lock`], [`Event`], [`Condition`], [`Semaphore`], [`BoundedSemaphore`] |
 //! | [`runners`] | `runners.py` | [`run`] |
@@ -91,6 +92,9 @@
 //! | `StreamReaderProtocol(reader)` makes a new protocol each time | [`StreamReaderProtocol::new`]`(&reader)` returns the reader's own protocol, made with it | the reader's state lives inside its protocol: one allocation per connection |
 //! | `set_write_buffer_limits` takes any size | a socket transport's water marks are at most `u32::MAX` bytes (4 GiB); beyond is a `ValueError` | 8 bytes less per connection |
 //! | `BufferedProtocol`: `get_buffer` / `buffer_updated` | also [`BufferedProtocol::buffer_unused`]: the lent buffer got nothing (the transport's read found no data) | a protocol can free a buffer it allocated on demand, so an idle connection holds none |
+//! | `put_nowait` raises `QueueFull` / `QueueShutDown` | returns [`PutNowaitError`]`::{Full, ShutDown}` holding the item (`put` returns [`PutError`]); both convert into [`Error::QueueFull`] / [`Error::QueueShutDown`] | the item was moved into the call: an error without it would drop it |
+//! | `Queue(maxsize)`, any `maxsize <= 0` is unbounded | `maxsize: usize`, `0` is unbounded | no negative sizes |
+//! | `PriorityQueue`, `LifoQueue` subclass `Queue` and override `_put` / `_get` | one [`GenericQueue`] over a [`queues::Storage`]; [`Queue`], [`LifoQueue`], [`PriorityQueue`] are type aliases | generics instead of subclasses |
 //! | TLS (`ssl=`, `start_tls`) | not provided | the crate depends on mio, slab and log only |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
@@ -115,6 +119,7 @@ pub mod executor;
 pub mod futures;
 pub mod locks;
 pub mod protocols;
+pub mod queues;
 pub mod runners;
 pub mod selector_events;
 pub mod server;
@@ -138,6 +143,7 @@ pub use tasks::{all_tasks, create_task, current_task, sleep, yield_now, Sleep, T
 pub use timeouts::{timeout, timeout_at, wait_for, Timeout};
 
 // Layer 2 helpers (gather, shield, wait, as_completed, TaskGroup): re-exports below.
+pub use queues::{GenericQueue, LifoQueue, PriorityQueue, PutError, PutNowaitError, Queue};
 pub use taskgroups::{TaskGroup, TaskGroupHandle};
 pub use tasks::{
     as_completed, gather, gather_all, shield, wait, AsCompleted, Gather, GatherAll, ReturnWhen,
