@@ -21,7 +21,8 @@
 //! ## The four layers
 //!
 //! 1. **Event loop**: a ready queue, timers and an I/O selector ([`EventLoop`]).
-//! 2. **Futures and tasks**: [`Future`], [`Task`], [`sleep`], [`wait_for`], ...
+//! 2. **Futures and tasks**: [`Future`], [`Task`], [`sleep`], [`wait_for`], ..., and what
+//!    tasks share: [`Lock`], [`Event`], [`Semaphore`], [`Queue`], ...
 //! 3. **Transports and protocols**: the [`Protocol`] trait and socket transports
 //!    ([`EventLoop::create_connection`], [`EventLoop::create_server`]).
 //! 4. **Streams**: [`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`].

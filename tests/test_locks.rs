@@ -11,20 +11,6 @@ use std::time::Duration;
 use asyncio::{wait_for, BoundedSemaphore, Error, Event, Lock, Semaphore, Task};
 use support_tasks::*;
 
-/// Let every runnable task take its steps.
-async fn settle() {
-    for _ in 0..5 {
-        asyncio::yield_now().await;
-    }
-}
-
-fn runtime_msg(r: asyncio::Result<()>) -> String {
-    match r {
-        Err(Error::Runtime(m)) => m,
-        other => panic!("expected a RuntimeError, got {other:?}"),
-    }
-}
-
 /// A task that acquires `lock`, logs `name`, yields once and releases.
 fn lock_user(lock: &Rc<Lock>, log: &Log, name: &'static str) -> Task<()> {
     let (lock, log) = (lock.clone(), log.clone());

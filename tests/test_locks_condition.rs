@@ -11,20 +11,6 @@ use std::time::Duration;
 use asyncio::{wait_for, Condition, Error, Lock, Task};
 use support_tasks::*;
 
-/// Let every runnable task take its steps.
-async fn settle() {
-    for _ in 0..5 {
-        asyncio::yield_now().await;
-    }
-}
-
-fn runtime_msg(r: asyncio::Result<()>) -> String {
-    match r {
-        Err(Error::Runtime(m)) => m,
-        other => panic!("expected a RuntimeError, got {other:?}"),
-    }
-}
-
 // ----- Condition -----------------------------------------------------------------------
 
 #[test]

@@ -141,3 +141,18 @@ pub fn secs_since(t0: Instant) -> u64 {
 pub fn now() -> Instant {
     asyncio::get_running_loop().unwrap().time()
 }
+
+/// Let every runnable task take a few steps (five loop iterations).
+pub async fn settle() {
+    for _ in 0..5 {
+        asyncio::yield_now().await;
+    }
+}
+
+/// The message of an expected `Error::Runtime`.
+pub fn runtime_msg(r: asyncio::Result<()>) -> String {
+    match r {
+        Err(asyncio::Error::Runtime(m)) => m,
+        other => panic!("expected a RuntimeError, got {other:?}"),
+    }
+}
