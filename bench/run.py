@@ -127,7 +127,7 @@ def paced_rate(size):
 # unpaced repetitions rather than three long ones: on this VM a run lands in a fast or
 # a slow mode at random (at 1 KiB c=100, ~200k or ~155k msg/s for every server, the
 # no-runtime mio one included), and a median of five is thrown less often by it.
-FULL = dict(reps=5, warmup_first=0.6, warmup=0.1, duration=0.4, paced_reps=2, paced_warmup=0.2, paced_duration=0.6,
+FULL = dict(reps=5, warmup_first=0.6, warmup=0.1, duration=0.4, paced_reps=2, paced_warmup=0.1, paced_duration=0.6,
             idle_conns=10_000, idle_hold=1.0, wrk_warmup=1, wrk_duration=3, micro_reps=2, cost_msgs=5_000)
 QUICK = dict(reps=1, warmup_first=0.3, warmup=0.2, duration=0.5, paced_reps=1, paced_warmup=0.2, paced_duration=0.7,
              idle_conns=1_000, idle_hold=0.3, wrk_warmup=0, wrk_duration=1, micro_reps=1, cost_msgs=3_000)
