@@ -740,7 +740,11 @@ mod tests {
         };
         let waker = h.waker(&lp.inner);
         let other = waker.clone();
-        assert!(waker.will_wake(&other), "clones of one Arc waker");
+        // Miri gives every use of a vtable its own address, so `will_wake` (which
+        // compares vtable pointers) cannot hold there.
+        if !cfg!(miri) {
+            assert!(waker.will_wake(&other), "clones of one Arc waker");
+        }
         std::thread::spawn(move || other.wake()).join().unwrap();
         assert_eq!(
             lp.inner.remote.queued_wakes(),

@@ -94,8 +94,8 @@ pub struct Lifo<T>(Vec<T>);
 pub struct Priority<T>(BinaryHeap<Reverse<T>>);
 
 macro_rules! storage_common {
-    ($name:ident, $inner:expr) => {
-        impl<T> Default for $name<T> {
+    ($name:ident, $inner:expr $(, $bound:path)?) => {
+        impl<T $(: $bound)?> Default for $name<T> {
             fn default() -> Self {
                 $name($inner)
             }
@@ -113,7 +113,9 @@ macro_rules! storage_common {
 
 storage_common!(Fifo, VecDeque::new());
 storage_common!(Lifo, Vec::new());
-storage_common!(Priority, BinaryHeap::new());
+// `T: Ord` because `BinaryHeap::new` asks for it before Rust 1.94 (the declared MSRV
+// is 1.85); a priority queue of items without an order has no use anyway.
+storage_common!(Priority, BinaryHeap::new(), Ord);
 
 impl<T> Storage<T> for Fifo<T> {
     fn push(&mut self, item: T) {
