@@ -24,10 +24,14 @@
 //! [`Future`]: crate::Future
 
 mod gather;
+mod gather_tuple;
 mod sleep;
 mod wait;
 
 pub use gather::{gather, gather_all, shield, Gather, GatherAll, Shield};
+pub use gather_tuple::{
+    gather_all_tuple, gather_tuple, GatherTuple, GatherTupleAll, GatherTupleFuture, GatherTupleOk,
+};
 pub use sleep::{sleep, sleep_until, yield_now, Sleep};
 pub use wait::{as_completed, wait, AsCompleted, ReturnWhen, Wait};
 
