@@ -86,7 +86,7 @@
 //! | [`executor`] | `concurrent/futures/thread.py` | `run_in_executor`, `getaddrinfo` |
 //! | [`clock`] | `test_asyncio/utils.py` (`TestLoop`) | [`TestClock`], a virtual clock for tests |
 //! | [`futures`] | `futures.py` | [`Future`] |
-//! | [`tasks`] | `tasks.py` | [`Task`], [`create_task`], [`sleep`], [`current_task`], [`gather`], [`gather!`], [`shield`], [`wait`], [`as_completed`] |
+//! | [`tasks`] | `tasks.py` | [`Task`], [`create_task`], [`sleep`], [`current_task`], [`gather`](fn@gather), [`gather!`], [`shield`], [`wait`], [`as_completed`] |
 //! | [`taskgroups`] | `taskgroups.py` | [`TaskGroup`] |
 //! | [`queues`] | `queues.py` | [`Queue`], [`LifoQueue`], [`PriorityQueue`] |
 //! | [`timeouts`] | `timeouts.py` | [`wait_for`], [`timeout`] |
@@ -115,9 +115,9 @@
 //! | `asyncio.create_task` outside a loop raises | returns a task already failed with `"no running event loop"` | no panic, and awaiting reports it |
 //! | a coroutine's exception | a panic in a task becomes [`Error::Panic`] | panics are Rust's uncaught exceptions |
 //! | `ExceptionGroup` | [`Error::Group`] | |
-//! | cancelling the awaiter of a task cancels that task | dropping a `.await` on a [`Task`] never cancels it; cancel explicitly, or let a [`gather`] / [`TaskGroup`] do it | a task is owned by the loop, not by its awaiter |
-//! | `gather(*aws, return_exceptions=True)` | [`gather_all`] (and [`gather`] without) | two output types, no flag |
-//! | `a, b = await gather(fa(), fb())` over awaitables of different types | [`gather!`]`(fa, fb).await?` / [`gather_tuple`]`((fa, fb))` returns a tuple; [`gather_all!`] / [`gather_all_tuple`] for `return_exceptions=True`; [`gather`] takes many futures of one type | a Rust list holds one type; a tuple holds several (1 to 12 futures) |
+//! | cancelling the awaiter of a task cancels that task | dropping a `.await` on a [`Task`] never cancels it; cancel explicitly, or let a [`gather`](fn@gather) / [`TaskGroup`] do it | a task is owned by the loop, not by its awaiter |
+//! | `gather(*aws, return_exceptions=True)` | [`gather_all`](fn@gather_all) (and [`gather`](fn@gather) without) | two output types, no flag |
+//! | `a, b = await gather(fa(), fb())` over awaitables of different types | [`gather!`]`(fa, fb).await?` / [`gather_tuple`]`((fa, fb))` returns a tuple; [`gather_all!`] / [`gather_all_tuple`] for `return_exceptions=True`; [`gather`](fn@gather) takes many futures of one type | a Rust list holds one type; a tuple holds several (1 to 12 futures) |
 //! | gather / shield silently mark later child exceptions retrieved | a panic nobody awaits is reported as `"Task exception was never retrieved"` | panics should not vanish |
 //! | `wait()` on an empty set raises `ValueError`; returns two sets | returns `(vec![], vec![])`; two `Vec`s in argument order | no error for a harmless case; tasks are not hashable |
 //! | `as_completed()` yields awaitables | [`AsCompleted::next`] yields the outcomes | one `.await` instead of two |

@@ -1,6 +1,6 @@
 //! `gather` over futures of different types (asyncio's `a, b = await gather(fa(), fb())`).
 //!
-//! [`gather`](crate::gather) takes any number of futures of ONE type and returns a
+//! [`gather`](fn@crate::gather) takes any number of futures of ONE type and returns a
 //! `Vec`; Python's `gather` takes any awaitables and returns a list of mixed values.
 //! Rust spells "a few futures of different types" as a tuple: [`gather_tuple`] (and
 //! the [`gather!`](crate::gather!) macro) takes `(fa, fb, fc)` and returns
@@ -8,7 +8,7 @@
 //! returns `(Result<A, E>, Result<B, E>, Result<C, E>)`, asyncio's
 //! `return_exceptions=True`. Tuples of 1 to 12 futures are supported.
 //!
-//! The rules are [`gather`](crate::gather)'s, which are asyncio's:
+//! The rules are [`gather`](fn@crate::gather)'s, which are asyncio's:
 //!
 //! - each future runs as its own task, started when the gather is made inside a
 //!   running loop (else at its first poll), so they run concurrently;
@@ -292,7 +292,7 @@ impl<G: GatherTuple<E>, E> StdFuture for GatherTupleAll<G, E> {
 /// [`gather!`](crate::gather!) macro is the same with the futures as arguments.
 ///
 /// Each future's output is a `Result<_, E>` with one error type `E` for all. The rules
-/// are [`gather`](crate::gather)'s, which are asyncio's:
+/// are [`gather`](fn@crate::gather)'s, which are asyncio's:
 ///
 /// - each future runs as its own task, started when the gather is made inside a
 ///   running loop (else at its first poll), so they run concurrently;
