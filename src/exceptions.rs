@@ -65,6 +65,9 @@ pub enum Error {
     /// A put, or a get from an empty queue, after [`shutdown`](crate::Queue::shutdown)
     /// (`asyncio.QueueShutDown`, Python 3.13).
     QueueShutDown,
+    /// A [`Barrier`](crate::Barrier) wait failed because the barrier was aborted or
+    /// reset (`asyncio.BrokenBarrierError`, a `RuntimeError`); the message says which.
+    BrokenBarrier(String),
     /// Several errors at once (`ExceptionGroup`), e.g. from a [`TaskGroup`](crate::TaskGroup)
     /// whose children failed.
     Group(Vec<Error>),
@@ -126,6 +129,7 @@ impl Error {
             | Error::Runtime(_)
             | Error::Panic(_)
             | Error::QueueShutDown
+            | Error::BrokenBarrier(_)
             | Error::Group(_)
             | Error::Other(_) => io::ErrorKind::Other,
         }
@@ -172,6 +176,7 @@ impl Clone for Error {
             Error::QueueEmpty => Error::QueueEmpty,
             Error::QueueFull => Error::QueueFull,
             Error::QueueShutDown => Error::QueueShutDown,
+            Error::BrokenBarrier(m) => Error::BrokenBarrier(m.clone()),
             Error::Io(e) => Error::Io(clone_io_error(e)),
             Error::Group(v) => Error::Group(v.clone()),
             Error::Other(e) => Error::Other(e.clone()),
@@ -205,6 +210,7 @@ impl fmt::Display for Error {
             Error::QueueEmpty => f.write_str("QueueEmpty"),
             Error::QueueFull => f.write_str("QueueFull"),
             Error::QueueShutDown => f.write_str("QueueShutDown"),
+            Error::BrokenBarrier(m) => write!(f, "BrokenBarrierError: {m}"),
             Error::Io(e) => fmt::Display::fmt(e, f),
             Error::Group(v) => {
                 write!(f, "{} sub-exception(s)", v.len())?;

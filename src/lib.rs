@@ -90,7 +90,7 @@
 //! | [`taskgroups`] | `taskgroups.py` | [`TaskGroup`] |
 //! | [`queues`] | `queues.py` | [`Queue`], [`LifoQueue`], [`PriorityQueue`] |
 //! | [`timeouts`] | `timeouts.py` | [`wait_for`], [`timeout`] |
-//! | [`locks`] | `locks.py` | [`Lock`], [`Event`], [`Condition`], [`Semaphore`], [`BoundedSemaphore`] |
+//! | [`locks`] | `locks.py` | [`Lock`], [`Event`], [`Condition`], [`Semaphore`], [`BoundedSemaphore`], [`Barrier`] |
 //! | [`runners`] | `runners.py` | [`run`] |
 //! | [`protocols`] | `protocols.py` | [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`] |
 //! | [`transports`] | `transports.py` | [`Transport`] and its read / write halves |
@@ -126,6 +126,7 @@
 //! | `async with lock:` / `async with sem:` | [`Lock::lock`] / [`Semaphore::permit`] return a guard that releases on drop; `acquire()` keeps the lock until `release()` | no async context managers |
 //! | a cancelled `Condition.wait()` re-acquires the lock before raising | a dropped [`Condition::wait`] leaves the lock released (not held by the caller) and passes a received notify on | a dropped future cannot wait |
 //! | `Semaphore(value)` with `value < 0` raises `ValueError` | values are `usize` | cannot be negative |
+//! | `await barrier.reset()` / `await barrier.abort()` | [`Barrier::reset`] / [`Barrier::abort`] are plain calls | asyncio awaits only to take the barrier's condition lock; one thread needs none |
 //! | `PYTHONASYNCIODEBUG` | `ASYNCIO_DEBUG` | |
 //! | `reader.read()` / `read(-1)` | [`StreamReader::read_to_end`] | `read` takes a `usize` |
 //! | `reader.readuntil((b'a', b'b'))` | [`StreamReader::readuntil_any`]`(&[b"a", b"b"])` | an explicit type for "many separators" (asyncio's tuple check broke `bytearray`, gh-117722) |
@@ -162,7 +163,7 @@
 //!   `reuse_address=False`, the kernel listen backlog, `local_addr` with a port,
 //!   `sock=` (a server or connection on an existing socket), `cleanup_socket=False`,
 //!   `happy_eyeballs_delay` and `interleave`;
-//! - `Barrier`, `to_thread`, the eager task factory;
+//! - `to_thread`, the eager task factory;
 //! - `Task.cancelling()` / `uncancel()` (cancellation is drop, see the table above).
 //!
 //! ## Threads
@@ -204,7 +205,9 @@ pub use clock::TestClock;
 pub use events::{get_running_loop, ExceptionContext, Handle, TimerHandle};
 pub use exceptions::{Error, Result};
 pub use futures::{CallbackId, Future};
-pub use locks::{BoundedSemaphore, Condition, Event, Lock, LockGuard, Semaphore, SemaphorePermit};
+pub use locks::{
+    Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, Semaphore, SemaphorePermit,
+};
 pub use runners::run;
 pub use tasks::{all_tasks, create_task, current_task, sleep, yield_now, Sleep, Task, TaskRef};
 pub use timeouts::{timeout, timeout_at, wait_for, Timeout};

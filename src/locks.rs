@@ -1,5 +1,5 @@
 //! Synchronization primitives for tasks of one loop (asyncio's `locks.py`): [`Lock`],
-//! [`Event`], [`Condition`], [`Semaphore`] and [`BoundedSemaphore`].
+//! [`Event`], [`Condition`], [`Semaphore`], [`BoundedSemaphore`] and [`Barrier`].
 //!
 //! They are not thread-safe (neither are asyncio's): they synchronize the tasks of one
 //! single-threaded loop, so they use `Cell` / `RefCell` and are shared with `Rc`.
@@ -54,9 +54,11 @@ use std::task::{Context, Poll, Waker};
 
 use crate::exceptions::{Error, Result};
 
+mod barrier;
 mod condition;
 mod semaphore;
 
+pub use barrier::{Barrier, BarrierWait};
 pub use condition::Condition;
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphorePermit};
 
