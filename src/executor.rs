@@ -4,7 +4,14 @@
 //!
 //! No thread exists until the first [`EventLoop::run_in_executor`] call. Threads are
 //! added one at a time, only when a job arrives and every thread is busy, up to
-//! `min(32, cores + 4)` (Python's default). A finished job wakes its task through the
+//! `min(32, cores + 4)` (Python's default) or the count given to
+//! [`EventLoop::set_default_executor`].
+//!
+//! Shutting down follows asyncio: [`EventLoop::close`] stops the pool without waiting
+//! (`executor.shutdown(wait=False)`); [`EventLoop::shutdown_default_executor`] waits
+//! until every thread has finished its job and exited, joining them on a helper thread
+//! so that the loop keeps running meanwhile; [`crate::run`] does that before it closes
+//! the loop. A finished job wakes its task through the
 //! task's waker, which off the loop thread is the same mutex-protected inbox and
 //! `mio::Waker` that `call_soon_threadsafe` uses.
 
@@ -16,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread;
+use std::time::Duration;
 
 use crate::base_events::EventLoop;
 use crate::exceptions::{Error, Result};
@@ -34,34 +42,54 @@ struct Shared {
 struct Pool {
     tx: mpsc::Sender<Job>,
     shared: Arc<Shared>,
-    threads: usize,
+    /// The workers, to join on shutdown.
+    handles: Vec<thread::JoinHandle<()>>,
     max: usize,
 }
 
 /// The loop's lazily started thread pool.
 pub(crate) struct Executor {
     pool: RefCell<Option<Pool>>,
+    /// The most threads the pool may have (`None`: Python's default).
+    max_workers: std::cell::Cell<Option<usize>>,
+    /// `shutdown_default_executor` was called: no more jobs (asyncio's
+    /// `_executor_shutdown_called`).
+    shut_down: std::cell::Cell<bool>,
 }
 
 impl Executor {
     pub(crate) fn new() -> Executor {
         Executor {
             pool: RefCell::new(None),
+            max_workers: std::cell::Cell::new(None),
+            shut_down: std::cell::Cell::new(false),
         }
+    }
+
+    fn default_max() -> usize {
+        let cores = thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        (cores + 4).min(32)
     }
 
     /// How many worker threads exist now (0 until the first job).
     pub(crate) fn threads(&self) -> usize {
-        self.pool.borrow().as_ref().map(|p| p.threads).unwrap_or(0)
+        self.pool
+            .borrow()
+            .as_ref()
+            .map(|p| p.handles.len())
+            .unwrap_or(0)
     }
 
     fn submit(&self, job: Job) -> Result<()> {
+        if self.shut_down.get() {
+            return Err(Error::runtime("Executor shutdown has been called"));
+        }
+        let max = self.max_workers.get().unwrap_or_else(Executor::default_max);
         let mut guard = self.pool.borrow_mut();
         let pool = guard.get_or_insert_with(|| {
             let (tx, rx) = mpsc::channel();
-            let cores = thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1);
             Pool {
                 tx,
                 shared: Arc::new(Shared {
@@ -69,8 +97,8 @@ impl Executor {
                     idle: AtomicUsize::new(0),
                     queued: AtomicUsize::new(0),
                 }),
-                threads: 0,
-                max: (cores + 4).min(32),
+                handles: Vec::new(),
+                max,
             }
         });
         // A new thread unless an idle worker is left over once the jobs already queued
@@ -78,17 +106,19 @@ impl Executor {
         // one. (Counting `queued` first and decrementing `idle` first in the worker
         // makes every race err towards one thread too many, never one too few.)
         let queued = pool.shared.queued.fetch_add(1, Ordering::AcqRel);
-        if pool.shared.idle.load(Ordering::Acquire) <= queued && pool.threads < pool.max {
+        if pool.shared.idle.load(Ordering::Acquire) <= queued && pool.handles.len() < pool.max {
             let shared = pool.shared.clone();
-            let n = pool.threads;
+            let n = pool.handles.len();
             let spawned = thread::Builder::new()
                 .name(format!("asyncio-executor-{n}"))
                 .spawn(move || worker(shared));
-            if let Err(e) = spawned {
-                pool.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                return Err(e.into());
+            match spawned {
+                Ok(handle) => pool.handles.push(handle),
+                Err(e) => {
+                    pool.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                    return Err(e.into());
+                }
             }
-            pool.threads += 1;
         }
         pool.tx.send(job).map_err(|_| {
             pool.shared.queued.fetch_sub(1, Ordering::AcqRel);
@@ -99,6 +129,16 @@ impl Executor {
     /// Stop accepting jobs; workers finish their current job and exit (not waited for).
     pub(crate) fn shutdown(&self) {
         self.pool.borrow_mut().take();
+    }
+
+    /// Stop accepting jobs for good and hand back the workers to join.
+    fn shutdown_for_join(&self) -> Vec<thread::JoinHandle<()>> {
+        self.shut_down.set(true);
+        self.pool
+            .borrow_mut()
+            .take()
+            .map(|p| p.handles)
+            .unwrap_or_default()
     }
 }
 
@@ -204,6 +244,79 @@ impl EventLoop {
     /// How many executor threads exist (0 until the first `run_in_executor`).
     pub fn executor_threads(&self) -> usize {
         self.inner.executor.threads()
+    }
+
+    /// Set how many threads the default executor may start (asyncio's
+    /// `set_default_executor(ThreadPoolExecutor(max_workers))`; the executor here is
+    /// always the loop's own pool, so what is configured is its size). The default is
+    /// `min(32, cores + 4)`, Python's. A pool that already has more threads keeps them
+    /// until it shuts down; it only stops growing. Zero is a `ValueError`
+    /// (`"max_workers must be greater than 0"`, Python's message).
+    pub fn set_default_executor(&self, max_workers: usize) -> Result<()> {
+        if max_workers == 0 {
+            return Err(Error::value("max_workers must be greater than 0"));
+        }
+        self.inner.executor.max_workers.set(Some(max_workers));
+        if let Some(pool) = self.inner.executor.pool.borrow_mut().as_mut() {
+            pool.max = max_workers;
+        }
+        Ok(())
+    }
+
+    /// Shut the default executor down and wait until its threads have finished their
+    /// jobs and exited (asyncio 3.9's `shutdown_default_executor()`; `timeout` is
+    /// 3.12's). The threads are joined on a helper thread, so the loop keeps running
+    /// while they finish. Afterwards [`run_in_executor`](EventLoop::run_in_executor)
+    /// fails with `"Executor shutdown has been called"`.
+    ///
+    /// With a `timeout`, gives up waiting after it (the threads finish on their own) and
+    /// logs asyncio's warning. Returns at once if no thread was ever started.
+    /// [`crate::run`] calls this with asyncio's 300-second timeout before it closes the
+    /// loop. Cancel-safe: dropped, it stops waiting (the shutdown stays done).
+    pub async fn shutdown_default_executor(&self, timeout: Option<Duration>) -> Result<()> {
+        let handles = self.inner.executor.shutdown_for_join();
+        if handles.is_empty() {
+            return Ok(());
+        }
+        let slot = Arc::new(Mutex::new(Slot {
+            result: None,
+            waker: None,
+        }));
+        let worker_slot = slot.clone();
+        thread::Builder::new()
+            .name("asyncio-executor-join".into())
+            .spawn(move || {
+                for h in handles {
+                    let _ = h.join();
+                }
+                let waker = {
+                    let mut s = match worker_slot.lock() {
+                        Ok(s) => s,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                    s.result = Some(Ok(()));
+                    s.waker.take()
+                };
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            })?;
+        let joined = WaitForWorker { slot };
+        match timeout {
+            None => {
+                let _ = joined.await;
+            }
+            Some(t) => {
+                if crate::timeouts::wait_for(joined, t).await.is_err() {
+                    log::warn!(
+                        target: "asyncio",
+                        "The executor did not finishing joining its threads within {} seconds.",
+                        t.as_secs()
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Resolve `host` and `port` to socket addresses (asyncio's `getaddrinfo()`).

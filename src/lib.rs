@@ -89,6 +89,7 @@
 //! | [`tasks`] | `tasks.py` | [`Task`], [`create_task`], [`sleep`], [`current_task`], [`gather`](fn@gather), [`gather!`], [`shield`], [`wait`], [`as_completed`] |
 //! | [`taskgroups`] | `taskgroups.py` | [`TaskGroup`] |
 //! | [`queues`] | `queues.py` | [`Queue`], [`LifoQueue`], [`PriorityQueue`] |
+//! | [`threads`] | `threads.py` | [`to_thread`] |
 //! | [`timeouts`] | `timeouts.py` | [`wait_for`], [`timeout`] |
 //! | [`locks`] | `locks.py` | [`Lock`], [`Event`], [`Condition`], [`Semaphore`], [`BoundedSemaphore`], [`Barrier`] |
 //! | [`runners`] | `runners.py` | [`run`] |
@@ -126,6 +127,7 @@
 //! | `async with lock:` / `async with sem:` | [`Lock::lock`] / [`Semaphore::permit`] return a guard that releases on drop; `acquire()` keeps the lock until `release()` | no async context managers |
 //! | a cancelled `Condition.wait()` re-acquires the lock before raising | a dropped [`Condition::wait`] leaves the lock released (not held by the caller) and passes a received notify on | a dropped future cannot wait |
 //! | `Semaphore(value)` with `value < 0` raises `ValueError` | values are `usize` | cannot be negative |
+//! | `loop.set_default_executor(ThreadPoolExecutor(n))` | [`EventLoop::set_default_executor`]`(n)` sizes the loop's own pool | one executor kind; no `concurrent.futures` |
 //! | `await barrier.reset()` / `await barrier.abort()` | [`Barrier::reset`] / [`Barrier::abort`] are plain calls | asyncio awaits only to take the barrier's condition lock; one thread needs none |
 //! | `PYTHONASYNCIODEBUG` | `ASYNCIO_DEBUG` | |
 //! | `reader.read()` / `read(-1)` | [`StreamReader::read_to_end`] | `read` takes a `usize` |
@@ -163,7 +165,7 @@
 //!   `reuse_address=False`, the kernel listen backlog, `local_addr` with a port,
 //!   `sock=` (a server or connection on an existing socket), `cleanup_socket=False`,
 //!   `happy_eyeballs_delay` and `interleave`;
-//! - `to_thread`, the eager task factory;
+//! - the eager task factory;
 //! - `Task.cancelling()` / `uncancel()` (cancellation is drop, see the table above).
 //!
 //! ## Threads
@@ -194,6 +196,7 @@ pub mod server;
 pub mod streams;
 pub mod taskgroups;
 pub mod tasks;
+pub mod threads;
 pub mod timeouts;
 pub mod transports;
 pub mod unix_events;
@@ -210,6 +213,7 @@ pub use locks::{
 };
 pub use runners::run;
 pub use tasks::{all_tasks, create_task, current_task, sleep, yield_now, Sleep, Task, TaskRef};
+pub use threads::to_thread;
 pub use timeouts::{timeout, timeout_at, wait_for, Timeout};
 
 // Layer 2 helpers (gather, shield, wait, as_completed, TaskGroup): re-exports below.

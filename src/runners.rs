@@ -6,13 +6,18 @@ use crate::base_events::EventLoop;
 use crate::exceptions::Result;
 use crate::tasks::TaskRef;
 
+/// asyncio's `THREAD_JOIN_TIMEOUT`: how long [`run`] waits for the executor's threads.
+const THREAD_JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Run `main` on a new event loop and close it (asyncio's `asyncio.run()`).
 ///
 /// 1. A new loop is made and `main` runs as its first task until it completes.
 /// 2. Every task still pending is cancelled, and the loop runs until they have all
 ///    observed it (their futures are dropped, so their destructors run inside the loop,
 ///    where they can still schedule clean-up).
-/// 3. The loop is closed.
+/// 3. The default executor is shut down and its threads joined (at most 300 s, as
+///    asyncio's `THREAD_JOIN_TIMEOUT`; the loop runs meanwhile).
+/// 4. The loop is closed.
 ///
 /// Returns `main`'s output, or `Err(Panic)` if it panicked. Errors with
 /// `"Cannot run the event loop while another loop is running"` when called from inside
@@ -37,6 +42,13 @@ where
     let lp = EventLoop::new()?;
     let result = lp.run_until_complete(main);
     cancel_all_tasks(&lp);
+    // asyncio's Runner.close: join the executor's threads (bounded, as asyncio's
+    // THREAD_JOIN_TIMEOUT) before closing the loop.
+    let lp2 = lp.clone();
+    let _ = lp.run_until_complete(async move {
+        lp2.shutdown_default_executor(Some(THREAD_JOIN_TIMEOUT))
+            .await
+    });
     lp.close()?;
     result
 }
