@@ -113,6 +113,7 @@
 //! | `remove_done_callback(fn)` compares functions | [`Future::add_done_callback`] returns a [`CallbackId`] to remove by | closures cannot be compared |
 //! | `loop.time()` is a float | [`EventLoop::time`] is an [`std::time::Instant`]; delays are [`std::time::Duration`]s | typed time |
 //! | `call_soon` on a closed loop raises | returns `Err(Error::Runtime)` | errors are values |
+//! | `loop.set_task_factory(asyncio.eager_task_factory)` / `create_task(coro, eager_start=True)` | [`EventLoop::set_task_factory`]`(`[`TaskFactory::Eager`]`)` / [`EventLoop::create_eager_task`] | a factory is a callable in asyncio; the crate offers the two asyncio ships |
 //! | `asyncio.create_task` outside a loop raises | returns a task already failed with `"no running event loop"` | no panic, and awaiting reports it |
 //! | a coroutine's exception | a panic in a task becomes [`Error::Panic`] | panics are Rust's uncaught exceptions |
 //! | `ExceptionGroup` | [`Error::Group`] | |
@@ -165,7 +166,6 @@
 //!   `reuse_address=False`, the kernel listen backlog, `local_addr` with a port,
 //!   `sock=` (a server or connection on an existing socket), `cleanup_socket=False`,
 //!   `happy_eyeballs_delay` and `interleave`;
-//! - the eager task factory;
 //! - `Task.cancelling()` / `uncancel()` (cancellation is drop, see the table above).
 //!
 //! ## Threads
@@ -212,7 +212,9 @@ pub use locks::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, Semaphore, SemaphorePermit,
 };
 pub use runners::run;
-pub use tasks::{all_tasks, create_task, current_task, sleep, yield_now, Sleep, Task, TaskRef};
+pub use tasks::{
+    all_tasks, create_task, current_task, sleep, yield_now, Sleep, Task, TaskFactory, TaskRef,
+};
 pub use threads::to_thread;
 pub use timeouts::{timeout, timeout_at, wait_for, Timeout};
 

@@ -426,7 +426,57 @@ impl EventLoop {
         if self.inner.is_closed() {
             return Task::failed(Some(self), Error::runtime("Event loop is closed"));
         }
-        self.spawn_stage(Stage::Running(Box::pin(fut)))
+        self.spawn_stage(Stage::Running(Box::pin(fut)), self.inner.eager_tasks.get())
+    }
+
+    /// Create a task whose first step runs now, inside this call, when the loop is
+    /// running (asyncio 3.12's eager tasks: `create_task(coro, eager_start=True)` in
+    /// 3.14, or any `create_task` under `eager_task_factory`). If that step completes,
+    /// the task is done before this returns and never touches the ready queue; if it
+    /// waits, the task goes on like any other. When the loop is not running, the task
+    /// is scheduled as [`EventLoop::create_task`] does.
+    ///
+    /// The step runs with the new task as [`current_task`], then the caller's task is
+    /// current again. A panic in it fails the new task, not the caller. Eager start
+    /// saves a trip through the ready queue (a cache hit answered at once, say) but
+    /// changes the order: the task's first step runs before callbacks already queued.
+    ///
+    /// ```
+    /// asyncio::run(async {
+    ///     let lp = asyncio::get_running_loop().unwrap();
+    ///     let t = lp.create_eager_task(async { 7 });
+    ///     assert!(t.done(), "finished inside create_eager_task");
+    ///     assert_eq!(t.await.unwrap(), 7);
+    /// }).unwrap();
+    /// ```
+    pub fn create_eager_task<F>(&self, fut: F) -> Task<F::Output>
+    where
+        F: StdFuture + 'static,
+    {
+        if self.inner.is_closed() {
+            return Task::failed(Some(self), Error::runtime("Event loop is closed"));
+        }
+        self.spawn_stage(Stage::Running(Box::pin(fut)), true)
+    }
+
+    /// Choose how [`EventLoop::create_task`] (and [`create_task`]) start tasks
+    /// (asyncio's `set_task_factory`): [`TaskFactory::Eager`] is asyncio 3.12's
+    /// `eager_task_factory` (every task starts as [`EventLoop::create_eager_task`]
+    /// does); [`TaskFactory::Default`] (asyncio's `set_task_factory(None)`) queues the
+    /// first step.
+    pub fn set_task_factory(&self, factory: TaskFactory) {
+        self.inner
+            .eager_tasks
+            .set(matches!(factory, TaskFactory::Eager));
+    }
+
+    /// The task factory in use (asyncio's `get_task_factory()`).
+    pub fn get_task_factory(&self) -> TaskFactory {
+        if self.inner.eager_tasks.get() {
+            TaskFactory::Eager
+        } else {
+            TaskFactory::Default
+        }
     }
 
     /// [`EventLoop::create_task`] for a future whose `Err` becomes the task's error
@@ -439,10 +489,13 @@ impl EventLoop {
         if self.inner.is_closed() {
             return Task::failed(Some(self), Error::runtime("Event loop is closed"));
         }
-        self.spawn_stage(Stage::RunningTry(Box::pin(fut)))
+        self.spawn_stage(
+            Stage::RunningTry(Box::pin(fut)),
+            self.inner.eager_tasks.get(),
+        )
     }
 
-    fn spawn_stage<T: 'static>(&self, stage: Stage<T>) -> Task<T> {
+    fn spawn_stage<T: 'static>(&self, stage: Stage<T>, eager: bool) -> Task<T> {
         let inner = &self.inner;
         let id = inner.task_counter.get() + 1;
         inner.task_counter.set(id);
@@ -466,12 +519,32 @@ impl EventLoop {
         });
         entry.insert(cell.clone());
         drop(tasks);
+        // Eager start needs the loop running here: the step may wake or create tasks
+        // and touch I/O as any step does.
+        let eager = eager && inner.running.get();
         if inner.is_debug() {
-            log::trace!(target: "asyncio", "    create Task-{id} (first step queued)");
+            let how = if eager { "runs now, eagerly" } else { "queued" };
+            log::trace!(target: "asyncio", "    create Task-{id} (first step {how})");
         }
-        inner.push_ready(Ready::Task(cell.clone()));
+        if eager {
+            cell.clone().step(inner);
+        } else {
+            inner.push_ready(Ready::Task(cell.clone()));
+        }
         Task { cell }
     }
+}
+
+/// How a loop starts the tasks it creates: [`EventLoop::set_task_factory`] (asyncio's
+/// task factories, of which the crate offers the two asyncio ships).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaskFactory {
+    /// The first step is queued and runs on a later iteration (asyncio's default).
+    #[default]
+    Default,
+    /// The first step runs inside `create_task` when the loop is running (asyncio
+    /// 3.12's `eager_task_factory`); see [`EventLoop::create_eager_task`].
+    Eager,
 }
 
 /// Schedule `fut` on the running loop (asyncio's `asyncio.create_task()`).
