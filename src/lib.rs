@@ -201,4 +201,6 @@ pub mod book {
     pub struct Ch10Differences;
     #[doc = include_str!("../docs/11-performance.md")]
     pub struct Ch11Performance;
+    #[doc = include_str!("../docs/12-unix-events.md")]
+    pub struct Ch12UnixEvents;
 }
