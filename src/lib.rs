@@ -96,7 +96,7 @@
 //! | `put_nowait` raises `QueueFull` / `QueueShutDown` | returns [`PutNowaitError`]`::{Full, ShutDown}` holding the item (`put` returns [`PutError`]); both convert into [`Error::QueueFull`] / [`Error::QueueShutDown`] | the item was moved into the call: an error without it would drop it |
 //! | `Queue(maxsize)`, any `maxsize <= 0` is unbounded | `maxsize: usize`, `0` is unbounded | no negative sizes |
 //! | `PriorityQueue`, `LifoQueue` subclass `Queue` and override `_put` / `_get` | one [`GenericQueue`] over a [`queues::Storage`]; [`Queue`], [`LifoQueue`], [`PriorityQueue`] are type aliases | generics instead of subclasses |
-//! | TLS (`ssl=`, `start_tls`) | not provided | the crate depends on mio, slab and log only |
+//! | TLS (`ssl=`, `start_tls`) | not provided | the crate has no TLS dependency |
 //! | `loop.add_signal_handler(sig, cb)` and a future set from it | also [`wait_for_signal`]`(&[SIGINT, SIGTERM]).await`, which takes those signals (instead of their handlers) while it waits | the common "run until SIGTERM" in one line |
 //! | `remove_signal_handler` / `close()` restore `SIG_DFL` | the default action is emulated by a signal-hook action that runs it while no loop listens; SIGPIPE goes back to ignored | safe code cannot call `sigaction`, and Rust ignores SIGPIPE |
 //! | `asyncio.run` takes over SIGINT when its handler is Python's default | [`run`] takes it over when called on the main thread; Ctrl-C returns [`Error::KeyboardInterrupt`] after the main task was cancelled, a second Ctrl-C kills the process by SIGINT | the disposition cannot be read safely; Rust has no `KeyboardInterrupt` to raise |
