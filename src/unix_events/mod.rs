@@ -1,6 +1,6 @@
 //! Unix-socket connections and servers (asyncio's `unix_events.py`:
 //! `create_unix_connection()`, `create_unix_server()`), and signals
-//! ([`EventLoop::add_signal_handler`], [`wait_for_signal`]; see `signals.rs` for how a
+//! ([`EventLoop::add_signal_handler`], [`wait_for_signal`]; see [`signals`] for how a
 //! signal travels from the kernel to a callback on the loop).
 //!
 //! The transport is the same as for TCP (see [`crate::selector_events`]); only the
@@ -13,7 +13,7 @@
 //!   is still the one the server bound (same device and inode), so a file that someone
 //!   else put there meanwhile is left alone (asyncio's `cleanup_socket=True`).
 
-mod signals;
+pub mod signals;
 
 pub use signals::{signal, wait_for_signal};
 

@@ -311,6 +311,9 @@ impl IoHandler for SignalState {
             if !l.fired.swap(false, Ordering::SeqCst) {
                 continue;
             }
+            if lp.is_debug() {
+                log::debug!(target: "asyncio", "signal {sig} received");
+            }
             if !l.waiters.is_empty() {
                 // Waiters take the signal; the handler does not see it.
                 woken.extend(l.waiters.drain(..).map(|(_, f)| (sig, f)));
@@ -371,8 +374,8 @@ impl EventLoop {
     /// `loop.add_signal_handler()`); replaces an earlier handler of `sig` on this loop.
     ///
     /// The callback never runs in signal context: the signal only wakes the loop, and
-    /// the callback is queued like a `call_soon` callback (see the module docs for the
-    /// path). Deliveries that arrive before the loop looks are collapsed into one call.
+    /// the callback is queued like a `call_soon` callback (see
+    /// [`unix_events::signals`](crate::unix_events::signals) for the path). Deliveries that arrive before the loop looks are collapsed into one call.
     /// A panic in the callback is reported through the exception handler.
     ///
     /// Errors (asyncio's): `sig` outside `1..NSIG` -> `ValueError("sig N out of
@@ -409,7 +412,8 @@ impl EventLoop {
 
     /// Remove the handler of `sig` (asyncio's `loop.remove_signal_handler()`); returns
     /// whether there was one. When no loop of the process listens to `sig` any more, its
-    /// default action is back (see the module docs). Errors with `ValueError` for a
+    /// default action is back (see
+    /// [`unix_events::signals`](crate::unix_events::signals)). Errors with `ValueError` for a
     /// number outside `1..NSIG`.
     pub fn remove_signal_handler(&self, sig: i32) -> Result<bool> {
         check_signal(sig)?;
