@@ -14,8 +14,8 @@
 //! ```
 //!
 //! While it serves, try it with `cargo run --example echo_client -- 127.0.0.1:8888 hi`
-//! (or `nc 127.0.0.1 8888`). End of input (Ctrl-D) shuts it down gracefully; Ctrl-C
-//! stops it at once (see `common/serve.rs`). The benchmark runs this same program under
+//! (or `nc 127.0.0.1 8888`). End of input (Ctrl-D), Ctrl-C or SIGTERM
+//! shut it down gracefully (see `common/serve.rs`). The benchmark runs this same program under
 //! the name `echo_protocol` (`examples/echo_protocol.rs`).
 //!
 //! The pain it ends on: it is callbacks again. The self-test's client sends one

@@ -22,8 +22,8 @@
 //! The self-test runs three clients at once, then a client that writes without
 //! reading until `drain()` has to wait, and watches the backpressure work end to end.
 //! While it serves, try `cargo run --example echo_client -- 127.0.0.1:8888 hi there`
-//! (or `nc 127.0.0.1 8888`); end of input (Ctrl-D) shuts it down gracefully, Ctrl-C
-//! at once. `echo_server` is the same server with a chunk mode and the benchmark's
+//! (or `nc 127.0.0.1 8888`); end of input (Ctrl-D), Ctrl-C or SIGTERM shut it down
+//! gracefully. `echo_server` is the same server with a chunk mode and the benchmark's
 //! settings.
 //!
 //! The pain it ends on: every connection lives alone. Its task knows its own reader

@@ -12,8 +12,8 @@
 //! nc 127.0.0.1 8888                                  # in two or more other terminals
 //! ```
 //!
-//! (`chat_server` is the same program under a shorter name.) End of input (Ctrl-D)
-//! shuts the server down gracefully, Ctrl-C at once.
+//! (`chat_server` is the same program under a shorter name.) End of input (Ctrl-D),
+//! Ctrl-C or SIGTERM shut the server down gracefully.
 //!
 //! **A slow client must not stall the others.** The echo server of `06_echo_streams`
 //! waits in `drain()` for its one client; a broadcast that awaited each receiver's

@@ -21,10 +21,13 @@
 //! bounded without a line of flow-control code here.
 //!
 //! Stopping: end of input (Ctrl-D) shuts down gracefully when stdin is a terminal or
-//! a pipe: stop accepting, flush and close every connection, exit 0. Ctrl-C (or
-//! SIGTERM) ends the process at once, and the kernel closes the sockets. With stdin
-//! on `/dev/null` (the benchmark, a daemon) it serves until killed. The details are in
-//! `examples/common/serve.rs`.
+//! a pipe: stop accepting, flush and close every connection, exit 0. Ctrl-C (SIGINT)
+//! or SIGTERM shut down gracefully too, whatever stdin is: stop accepting, give the
+//! connections in flight 2 s to finish (a client mid-request gets its answer), close
+//! the rest, print `shut down on SIGTERM` (or SIGINT), exit 0; a second Ctrl-C ends the
+//! process at once. With stdin on `/dev/null` (the benchmark, a daemon) only a signal
+//! stops it. The details are in `examples/common/serve.rs` and
+//! `examples/common/signals.rs`; the recipe is in docs/12-unix-events.md.
 //!
 //! The benchmark runs it as `echo_server ADDR`, `echo_server --lend ADDR` and
 //! `echo_server --lines ADDR`.
@@ -49,7 +52,9 @@ An echo server on asyncio streams: every byte a client sends is sent back.
   -h, --help   show this help
 
 Prints 'listening on ADDR' once it listens. End of input on stdin (Ctrl-D) shuts it
-down gracefully when stdin is a terminal or a pipe; otherwise it serves until killed.";
+down gracefully when stdin is a terminal or a pipe. SIGINT (Ctrl-C) or SIGTERM
+shut it down gracefully too: stop accepting, let the connections in flight finish
+(2 s at most), close the rest, print 'shut down on SIGTERM' (or SIGINT), exit 0.";
 
 /// The reader's limit in `--lines` mode: the longest line that can be echoed.
 const LINE_LIMIT: usize = 1 << 20;

@@ -28,7 +28,7 @@
 //!   A client that leaves in the middle of a head (`IncompleteRead`) is just closed.
 //!
 //! Stopping is as for `echo_server`: end of input (Ctrl-D) shuts down gracefully when
-//! stdin is a terminal or a pipe; Ctrl-C ends the process at once.
+//! stdin is a terminal or a pipe, and so do Ctrl-C and SIGTERM.
 //!
 //! Read with it: docs/08-streams.md, docs/09-servers.md.
 

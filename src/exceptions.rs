@@ -74,6 +74,10 @@ pub enum Error {
     /// Any other error, e.g. one of the user's own types carried through a task group
     /// or a future (an arbitrary `Exception` subclass in Python).
     Other(Arc<dyn std::error::Error + Send + Sync>),
+    /// [`run`](crate::run) was interrupted by Ctrl-C (SIGINT): the main task was
+    /// cancelled and cleaned up (Python's `KeyboardInterrupt`, which `asyncio.run`
+    /// raises in that case).
+    KeyboardInterrupt,
 }
 
 impl Error {
@@ -120,7 +124,7 @@ impl Error {
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Error::Io(e) => e.kind(),
-            Error::Cancelled => io::ErrorKind::Interrupted,
+            Error::Cancelled | Error::KeyboardInterrupt => io::ErrorKind::Interrupted,
             Error::Timeout => io::ErrorKind::TimedOut,
             Error::IncompleteRead { .. } => io::ErrorKind::UnexpectedEof,
             Error::LimitOverrun { .. } | Error::Value(_) => io::ErrorKind::InvalidInput,
@@ -180,6 +184,7 @@ impl Clone for Error {
             Error::Io(e) => Error::Io(clone_io_error(e)),
             Error::Group(v) => Error::Group(v.clone()),
             Error::Other(e) => Error::Other(e.clone()),
+            Error::KeyboardInterrupt => Error::KeyboardInterrupt,
         }
     }
 }
@@ -188,6 +193,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Cancelled => f.write_str("CancelledError"),
+            Error::KeyboardInterrupt => f.write_str("KeyboardInterrupt"),
             Error::Timeout => f.write_str("TimeoutError"),
             Error::InvalidState(m) => write!(f, "InvalidStateError: {m}"),
             Error::Runtime(m) => write!(f, "RuntimeError: {m}"),

@@ -96,7 +96,7 @@
 //! | [`protocols`] | `protocols.py` | [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`] |
 //! | [`transports`] | `transports.py` | [`Transport`] and its read / write halves |
 //! | [`server`] | `base_events.py` (`Server`, `create_connection`, `create_server`) | [`Server`], [`ConnectOptions`], [`ServerOptions`] |
-//! | [`unix_events`] | `unix_events.py` | `create_unix_connection`, `create_unix_server` |
+//! | [`unix_events`] | `unix_events.py` | `create_unix_connection`, `create_unix_server`, [`EventLoop::add_signal_handler`], [`wait_for_signal`], [`signal`] numbers |
 //! | [`streams`] | `streams.py` | [`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`], [`StreamReaderProtocol`] |
 //! | [`exceptions`] | `exceptions.py` | [`Error`], one variant per asyncio exception |
 //!
@@ -148,7 +148,10 @@
 //! | `put_nowait` raises `QueueFull` / `QueueShutDown` | returns [`PutNowaitError`]`::{Full, ShutDown}` holding the item (`put` returns [`PutError`]); both convert into [`Error::QueueFull`] / [`Error::QueueShutDown`] | the item was moved into the call: an error without it would drop it |
 //! | `Queue(maxsize)`, any `maxsize <= 0` is unbounded | `maxsize: usize`, `0` is unbounded | no negative sizes |
 //! | `PriorityQueue`, `LifoQueue` subclass `Queue` and override `_put` / `_get` | one [`GenericQueue`] over a [`queues::Storage`]; [`Queue`], [`LifoQueue`], [`PriorityQueue`] are type aliases | generics instead of subclasses |
-//! | TLS (`ssl=`, `start_tls`) | not provided | the crate depends on mio, slab and log only |
+//! | TLS (`ssl=`, `start_tls`) | not provided | the crate has no TLS dependency |
+//! | `loop.add_signal_handler(sig, cb)` and a future set from it | also [`wait_for_signal`]`(&[SIGINT, SIGTERM]).await`, which takes those signals (instead of their handlers) while it waits | the common "run until SIGTERM" in one line |
+//! | `remove_signal_handler` / `close()` restore `SIG_DFL` | the default action is emulated by a signal-hook action that runs it while no loop listens; SIGPIPE goes back to ignored | safe code cannot call `sigaction`, and Rust ignores SIGPIPE |
+//! | `asyncio.run` takes over SIGINT when its handler is Python's default | [`run`] takes it over when called on the main thread; Ctrl-C returns [`Error::KeyboardInterrupt`] after the main task was cancelled, a second Ctrl-C kills the process by SIGINT | the disposition cannot be read safely; Rust has no `KeyboardInterrupt` to raise |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
 //! ## Not implemented yet
@@ -159,8 +162,8 @@
 //! - TLS (`ssl=`, `start_tls`);
 //! - datagrams (`create_datagram_endpoint`, `DatagramProtocol`, `sock_recvfrom`,
 //!   `sock_sendto`);
-//! - subprocesses (`create_subprocess_exec`, `subprocess_exec`), pipes
-//!   (`connect_read_pipe`, `connect_write_pipe`) and signals (`add_signal_handler`);
+//! - subprocesses (`create_subprocess_exec`, `subprocess_exec`) and pipes
+//!   (`connect_read_pipe`, `connect_write_pipe`);
 //! - `sendfile` / `sock_sendfile`;
 //! - the socket options std and mio cannot set: `reuse_port=True`,
 //!   `reuse_address=False`, the kernel listen backlog, `local_addr` with a port,
@@ -217,6 +220,7 @@ pub use tasks::{
 };
 pub use threads::to_thread;
 pub use timeouts::{timeout, timeout_at, wait_for, Timeout};
+pub use unix_events::{signal, wait_for_signal};
 
 // Layer 2 helpers (gather, shield, wait, as_completed, TaskGroup): re-exports below.
 pub use queues::{GenericQueue, LifoQueue, PriorityQueue, PutError, PutNowaitError, Queue};
@@ -281,4 +285,6 @@ pub mod book {
     pub mod ch10_differences {}
     #[doc = include_str!("../docs/11-performance.md")]
     pub mod ch11_performance {}
+    #[doc = include_str!("../docs/12-unix-events.md")]
+    pub mod ch12_unix_events {}
 }

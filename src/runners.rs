@@ -1,9 +1,16 @@
 //! `asyncio.run()` (asyncio's `runners.py`).
 
+use std::cell::Cell;
 use std::future::Future as StdFuture;
+use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use signal_hook::consts::signal::SIGINT;
+use signal_hook::SigId;
 
 use crate::base_events::EventLoop;
-use crate::exceptions::Result;
+use crate::exceptions::{Error, Result};
 use crate::tasks::TaskRef;
 
 /// asyncio's `THREAD_JOIN_TIMEOUT`: how long [`run`] waits for the executor's threads.
@@ -23,6 +30,19 @@ const THREAD_JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// `"Cannot run the event loop while another loop is running"` when called from inside
 /// a running loop, instead of deadlocking.
 ///
+/// # Ctrl-C
+///
+/// Called on the main thread, `run` handles SIGINT as asyncio 3.11's `Runner` does: the
+/// first Ctrl-C cancels the main task (its future is dropped, so its destructors clean
+/// up; other tasks are then cancelled as in step 2) and `run` returns
+/// `Err(Error::KeyboardInterrupt)`; a second Ctrl-C ends the process at once, by SIGINT
+/// (decided in signal context, so it works even if the loop is stuck). An
+/// [`EventLoop::add_signal_handler`] for SIGINT made by `main` replaces this handling,
+/// and a pending [`wait_for_signal`](crate::unix_events::wait_for_signal) on SIGINT takes
+/// the first Ctrl-C instead of the main task (the second still ends the process). The
+/// handler is removed when `run` returns. On other threads (whose SIGINT goes to the
+/// main thread's handling anyway) `run` leaves SIGINT alone.
+///
 /// ```
 /// let n = asyncio::run(async {
 ///     let t = asyncio::create_task(async { 20 + 1 });
@@ -40,8 +60,18 @@ where
         ));
     }
     let lp = EventLoop::new()?;
-    let result = lp.run_until_complete(main);
+    let task = lp.create_task(main);
+    let interrupted = Rc::new(Cell::new(false));
+    let sigint = if std::thread::current().name() == Some("main") {
+        install_sigint(&lp, task.task_ref(), interrupted.clone())
+    } else {
+        false
+    };
+    let result = lp.run_task_until_done(task);
     cancel_all_tasks(&lp);
+    if sigint {
+        let _ = lp.remove_signal_handler(SIGINT);
+    }
     // asyncio's Runner.close: join the executor's threads (bounded, as asyncio's
     // THREAD_JOIN_TIMEOUT) before closing the loop.
     let lp2 = lp.clone();
@@ -50,7 +80,48 @@ where
             .await
     });
     lp.close()?;
-    result
+    match result {
+        Err(Error::Cancelled) if interrupted.get() => Err(Error::KeyboardInterrupt),
+        r => r,
+    }
+}
+
+/// Unregisters the signal-context half of `run`'s Ctrl-C handling when the loop-side
+/// handler is dropped (removed, or replaced by the user's own).
+struct SecondInterrupt([SigId; 2]);
+
+impl Drop for SecondInterrupt {
+    fn drop(&mut self) {
+        for id in self.0 {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// asyncio's `Runner._on_sigint`: the first SIGINT cancels the main task; the second
+/// runs SIGINT's default action (terminate). Returns whether it is installed.
+fn install_sigint(lp: &EventLoop, main: TaskRef, interrupted: Rc<Cell<bool>>) -> bool {
+    // In signal context, in this order: the first action kills the process only once
+    // the second has armed it, i.e. from the second SIGINT on.
+    let armed = Arc::new(AtomicBool::new(false));
+    let Ok(kill) = signal_hook::flag::register_conditional_default(SIGINT, armed.clone()) else {
+        return false;
+    };
+    let arm = match signal_hook::flag::register(SIGINT, armed) {
+        Ok(id) => id,
+        Err(_) => {
+            signal_hook::low_level::unregister(kill);
+            return false;
+        }
+    };
+    let second = SecondInterrupt([kill, arm]);
+    lp.add_signal_handler(SIGINT, move || {
+        let _keep = &second;
+        if !interrupted.replace(true) {
+            main.cancel();
+        }
+    })
+    .is_ok()
 }
 
 /// Cancel every pending task of `lp` and run the loop until all are done (asyncio's

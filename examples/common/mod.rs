@@ -1,6 +1,6 @@
 //! What the examples share: a ten-line logger, so that `ASYNCIO_DEBUG=1` shows the
 //! loop narrating its own iterations; command-line helpers ([`cli`]); and the life of
-//! a server from "listening on" to a graceful shutdown ([`serve`]).
+//! a server from "listening on" to a graceful shutdown ([`serve`], [`signals`]).
 //!
 //! Each example compiles this module as its own copy and uses only part of it, hence
 //! the `allow(dead_code)`.
@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod serve;
+pub mod signals;
 
 /// Prints every log record to stderr as `[level target] message`.
 struct StderrLogger;

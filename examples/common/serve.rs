@@ -7,20 +7,19 @@
 //!   the graceful path. The server stops accepting, closes every client connection
 //!   after flushing what is buffered for it (waiting at most [`GRACE`], then aborting
 //!   the stragglers), prints one line and exits with status 0.
-//! - **Ctrl-C** (SIGINT) and SIGTERM end the process at once, by the default action:
-//!   the kernel closes every socket, so clients see their connection end. The crate
-//!   has no signal handling (it would need `unsafe` or another dependency). These
-//!   servers keep no state beyond their connections, so what is lost is only what
-//!   was still in flight to the clients.
+//! - **Ctrl-C** (SIGINT) or **SIGTERM**: the graceful path too, with stdin watched or
+//!   not. The server stops accepting, lets the connections in flight finish for a
+//!   grace period, closes the rest, prints `shut down on SIGTERM` (or SIGINT) and
+//!   exits with status 0 (see `signals.rs`). A second Ctrl-C ends the process at once.
 //!
 //! stdin is watched only when it is a **terminal, a pipe or a socket**, i.e. when
 //! someone can later close it on purpose. When it is `/dev/null` or a file, as for a
 //! daemon, a `cmd &` in a script, or the benchmark (`bench/run.py` starts servers
 //! with `stdin=DEVNULL`), its immediate EOF means nothing, and the server serves until
-//! killed. Nor is a terminal watched by a server started in the background of an
-//! interactive shell (`cargo run --example echo_server &`): reading it would stop the
-//! process (SIGTTIN), and Ctrl-D goes to the shell anyway. Stop that one with
-//! `kill %1`, or bring it to the foreground with `fg` first. (One moved to the
+//! a signal stops it. Nor is a terminal watched by a server started in the background
+//! of an interactive shell (`cargo run --example echo_server &`): reading it would
+//! stop the process (SIGTTIN), and Ctrl-D goes to the shell anyway. Stop that one
+//! with `kill %1` (SIGTERM), or bring it to the foreground with `fg` first. (One moved to the
 //! background later, with Ctrl-Z and `bg`, is stopped by its pending read: `fg` it.)
 //!
 //! Watching stdin is asyncio's own recipe, `await loop.run_in_executor(None,
@@ -87,29 +86,40 @@ pub fn announce(server: &Server) {
 }
 
 /// Announce the server, serve until the end of input when stdin is watched (then
-/// shut down gracefully), or forever otherwise. See the module docs.
+/// shut down gracefully), or forever otherwise; SIGINT or SIGTERM stop it in either
+/// case (see [`super::signals`]). See the module docs.
 pub async fn serve_until_end_of_input(server: &Server) -> asyncio::Result<()> {
     announce(server);
-    if !stdin_is_watched() {
-        // serve_forever returns only once the server is closed, as Err(Cancelled).
-        return match server.serve_forever().await {
-            Ok(()) | Err(Error::Cancelled) => Ok(()),
-            Err(e) => Err(e),
-        };
-    }
-    if io::stdin().is_terminal() {
+    // Listening from here on: a signal sent right after "listening on" counts.
+    let stop = super::signals::stop_signal();
+    let watched = stdin_is_watched();
+    if watched && io::stdin().is_terminal() {
         eprintln!(
-            "{}: Ctrl-D (end of input) shuts down gracefully; Ctrl-C stops at once",
+            "{}: Ctrl-D (end of input) or Ctrl-C shuts down gracefully",
             prog_name()
         );
     }
-    // Anything typed is read and thrown away; only the end of input matters. A read
-    // error counts as the end too.
-    let lp = server.get_loop();
-    let _ = lp
-        .run_in_executor(|| io::copy(&mut io::stdin().lock(), &mut io::sink()))
-        .await;
-    shutdown(server).await
+    let serve = async {
+        if !watched {
+            // serve_forever returns only once the server is closed, as Err(Cancelled).
+            return match server.serve_forever().await {
+                Ok(()) | Err(Error::Cancelled) => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
+        // Anything typed is read and thrown away; only the end of input matters. A
+        // read error counts as the end too.
+        let lp = server.get_loop();
+        let _ = lp
+            .run_in_executor(|| io::copy(&mut io::stdin().lock(), &mut io::sink()))
+            .await;
+        Ok(true)
+    };
+    match super::signals::first(stop, serve).await {
+        super::signals::First::Left(sig) => super::signals::shutdown_on_signal(server, sig?).await,
+        super::signals::First::Right(Ok(true)) => shutdown(server).await,
+        super::signals::First::Right(done) => done.map(|_| ()),
+    }
 }
 
 /// The graceful shutdown: stop accepting, close every client (flushing first), wait

@@ -1,5 +1,7 @@
 //! Unix-socket connections and servers (asyncio's `unix_events.py`:
-//! `create_unix_connection()`, `create_unix_server()`).
+//! `create_unix_connection()`, `create_unix_server()`), and signals
+//! ([`EventLoop::add_signal_handler`], [`wait_for_signal`]; see [`signals`] for how a
+//! signal travels from the kernel to a callback on the loop).
 //!
 //! The transport is the same as for TCP (see [`crate::selector_events`]); only the
 //! socket differs. A server's socket file follows asyncio 3.13:
@@ -10,6 +12,10 @@
 //! - on [`Server::close`](crate::server::Server::close) the file is removed only if it
 //!   is still the one the server bound (same device and inode), so a file that someone
 //!   else put there meanwhile is left alone (asyncio's `cleanup_socket=True`).
+
+pub mod signals;
+
+pub use signals::{signal, wait_for_signal};
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
