@@ -14,9 +14,10 @@ use crate::tasks::TaskRef;
 ///    where they can still schedule clean-up).
 /// 3. The loop is closed.
 ///
-/// Returns `main`'s output, or `Err(Panic)` if it panicked. Errors with
-/// `"Cannot run the event loop while another loop is running"` when called from inside
-/// a running loop, instead of deadlocking.
+/// Returns `main`'s output, or `Err(Panic)` if it panicked. Called from inside a
+/// running loop it does not deadlock: it drops `main` unrun and returns a
+/// `RuntimeError`, `"asyncio::run() cannot be called from a running event loop"`
+/// (asyncio's message, with Rust's path).
 ///
 /// ```
 /// let n = asyncio::run(async {
@@ -24,6 +25,14 @@ use crate::tasks::TaskRef;
 ///     t.await.unwrap() * 2
 /// }).unwrap();
 /// assert_eq!(n, 42);
+///
+/// asyncio::run(async {
+///     let nested = asyncio::run(async {}).unwrap_err();
+///     assert_eq!(
+///         nested.to_string(),
+///         "RuntimeError: asyncio::run() cannot be called from a running event loop"
+///     );
+/// }).unwrap();
 /// ```
 pub fn run<F>(main: F) -> Result<F::Output>
 where
