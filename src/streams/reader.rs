@@ -589,8 +589,8 @@ impl StreamReader {
     /// with the bytes `read(n)` would have returned (an empty slice at EOF, or for
     /// `n == 0`) and consumes them, whatever `f` returns; its result is returned. The
     /// flow-control rules are `read(n)`'s: the resume rule after consuming, and the
-    /// pause rule only if `f` fed the reader. An
-    /// echo forwards a chunk with no copy of its own:
+    /// pause rule only if `f` fed the reader. An echo forwards a chunk with no copy of
+    /// its own:
     /// `reader.read_with(65536, |data| writer.write(data)).await??`. The slice lives
     /// only during the call, so no view of the buffer outlives it. `f` runs with the
     /// buffer lent out, not borrowed: it may use anything, this reader's transport
@@ -631,8 +631,8 @@ impl StreamReader {
     /// dropped, as asyncio's are). asyncio's `read()` is a loop of `read(limit)`, and
     /// so is this one where it shows: woken by data with an error stored meanwhile, it
     /// takes one block of at most `limit` bytes, then fails; woken by EOF, it returns
-    /// what it collected. Not cancel-safe in one respect: bytes already
-    /// moved into the result are lost if the read is dropped before EOF.
+    /// what it collected. Not cancel-safe in one respect: bytes already moved into the
+    /// result are lost if the read is dropped before EOF.
     pub async fn read_to_end(&mut self) -> Result<Vec<u8>> {
         let waiter = Waiter(self.inner());
         let mut out: Vec<u8> = Vec::new();
@@ -781,9 +781,9 @@ impl StreamReader {
     ///
     /// `n == 0` returns an empty `Vec`. If EOF comes first:
     /// `Error::IncompleteRead { partial, expected: Some(n) }` with every buffered byte,
-    /// and the buffer is emptied (a paused transport stays paused, as in asyncio). `n` may exceed the limit (a waiting read resumes a
-    /// paused transport). Cancel-safe: nothing is consumed until all `n` bytes are
-    /// there.
+    /// and the buffer is emptied (a paused transport stays paused, as in asyncio). `n`
+    /// may exceed the limit (a waiting read resumes a paused transport). Cancel-safe:
+    /// nothing is consumed until all `n` bytes are there.
     pub async fn readexactly(&mut self, n: usize) -> Result<Vec<u8>> {
         let waiter = Waiter(self.inner());
         poll_fn(move |cx| {
