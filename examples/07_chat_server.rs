@@ -185,8 +185,9 @@ async fn handle_client(
                 text.push(b'\n');
                 room.broadcast(Some(id), &text);
             }
-            // A line over the reader's limit (64 KiB) is discarded; say so and go on.
-            Err(Error::Value(_)) => {
+            // A line over the reader's limit (64 KiB) is discarded: a ValueError
+            // (chained to its LimitOverrun); say so and go on.
+            Err(e) if matches!(e.unchained(), Error::Value(_)) => {
                 let _ = writer.write(b"* line too long, not sent\n");
             }
             // The connection broke, or the room aborted it: leave below.

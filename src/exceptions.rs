@@ -71,6 +71,19 @@ pub enum Error {
     /// Several errors at once (`ExceptionGroup`), e.g. from a [`TaskGroup`](crate::TaskGroup)
     /// whose children failed.
     Group(Vec<Error>),
+    /// `error`, raised while handling `context` (Python's implicit exception chaining,
+    /// `__context__`: "During handling of the above exception, another exception
+    /// occurred"). Displays as `error`, has `error`'s [`kind`](Error::kind), and
+    /// [`source()`](std::error::Error::source) is `context`. Example:
+    /// [`readline`](crate::StreamReader::readline) over a too-long line fails with a
+    /// `ValueError` whose context is the `LimitOverrun` (and its `consumed`).
+    /// [`Error::unchained`] gives `error` for matching.
+    Chained {
+        /// The error raised.
+        error: Box<Error>,
+        /// The error being handled when it was raised.
+        context: Box<Error>,
+    },
     /// Any other error, e.g. one of the user's own types carried through a task group
     /// or a future (an arbitrary `Exception` subclass in Python).
     Other(Arc<dyn std::error::Error + Send + Sync>),
@@ -110,6 +123,29 @@ impl Error {
         Error::Other(Arc::new(e))
     }
 
+    /// The error itself, without the errors it was raised while handling: for an
+    /// [`Error::Chained`], its `error` (unchained in turn); otherwise `self`. Match on
+    /// this to find a `ValueError` whether or not it carries a context:
+    ///
+    /// ```
+    /// use asyncio::Error;
+    /// let e = Error::Chained {
+    ///     error: Box::new(Error::value("too long")),
+    ///     context: Box::new(Error::LimitOverrun { message: "chunk exceed the limit".into(), consumed: 9 }),
+    /// };
+    /// assert!(matches!(e.unchained(), Error::Value(m) if m == "too long"));
+    /// assert_eq!(e.to_string(), "ValueError: too long");
+    /// let source = std::error::Error::source(&e).unwrap().downcast_ref::<Error>();
+    /// assert!(matches!(source, Some(Error::LimitOverrun { consumed: 9, .. })));
+    /// ```
+    pub fn unchained(&self) -> &Error {
+        let mut e = self;
+        while let Error::Chained { error, .. } = e {
+            e = error;
+        }
+        e
+    }
+
     /// Whether this is [`Error::Cancelled`].
     pub fn is_cancelled(&self) -> bool {
         matches!(self, Error::Cancelled)
@@ -124,6 +160,7 @@ impl Error {
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Error::Io(e) => e.kind(),
+            Error::Chained { error, .. } => error.kind(),
             Error::Cancelled | Error::KeyboardInterrupt => io::ErrorKind::Interrupted,
             Error::Timeout => io::ErrorKind::TimedOut,
             Error::IncompleteRead { .. } => io::ErrorKind::UnexpectedEof,
@@ -183,6 +220,10 @@ impl Clone for Error {
             Error::BrokenBarrier(m) => Error::BrokenBarrier(m.clone()),
             Error::Io(e) => Error::Io(clone_io_error(e)),
             Error::Group(v) => Error::Group(v.clone()),
+            Error::Chained { error, context } => Error::Chained {
+                error: error.clone(),
+                context: context.clone(),
+            },
             Error::Other(e) => Error::Other(e.clone()),
             Error::KeyboardInterrupt => Error::KeyboardInterrupt,
         }
@@ -225,6 +266,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::Chained { error, .. } => fmt::Display::fmt(error, f),
             Error::Other(e) => fmt::Display::fmt(e, f),
         }
     }
@@ -235,6 +277,7 @@ impl std::error::Error for Error {
         match self {
             Error::Io(e) => Some(e),
             Error::Other(e) => Some(&**e),
+            Error::Chained { context, .. } => Some(&**context),
             _ => None,
         }
     }

@@ -117,6 +117,7 @@
 //! | `asyncio.create_task` outside a loop raises | returns a task already failed with `"no running event loop"` | no panic, and awaiting reports it |
 //! | a coroutine's exception | a panic in a task becomes [`Error::Panic`] | panics are Rust's uncaught exceptions |
 //! | `ExceptionGroup` | [`Error::Group`] | |
+//! | an exception raised while handling another keeps it as `__context__` | [`Error::Chained`]`{ error, context }`: displays as `error`, `source()` is `context`, [`Error::unchained`] gives `error` to match on; `readline`'s `ValueError` over a too-long line is one, with its `LimitOverrun` as context | a Rust error carries its cause explicitly |
 //! | cancelling the awaiter of a task cancels that task | dropping a `.await` on a [`Task`] never cancels it; cancel explicitly, or let a [`gather`](fn@gather) / [`TaskGroup`] do it | a task is owned by the loop, not by its awaiter |
 //! | `gather(*aws, return_exceptions=True)` | [`gather_all`](fn@gather_all) (and [`gather`](fn@gather) without) | two output types, no flag |
 //! | `a, b = await gather(fa(), fb())` over awaitables of different types | [`gather!`]`(fa, fb).await?` / [`gather_tuple`]`((fa, fb))` returns a tuple; [`gather_all!`] / [`gather_all_tuple`] for `return_exceptions=True`; [`gather`](fn@gather) takes many futures of one type | a Rust list holds one type; a tuple holds several (1 to 12 futures) |
@@ -140,7 +141,7 @@
 //! | `feed_data` after `feed_eof` asserts | returns `Err(Error::Runtime)` | bad input gets an error, not a panic |
 //! | `start_server(cb)` with a plain function or a coroutine function | [`start_server`] takes an async callback (`\|r, w\| async move { .. }`); a plain callback called inside `connection_made` is [`StreamReaderProtocol::with_client_connected_cb`] with [`EventLoop::create_server_with`] | Rust closures cannot be told apart by what they return without naming their argument types |
 //! | `open_connection(host, port, limit=.., **kwds)` | [`open_connection_with`]`(host, port, limit, ConnectOptions)` (and `start_server_with`, ...) | no keyword arguments |
-//! | `StreamWriter.__del__` warns `ResourceWarning` and closes | `Drop` logs a warning and closes; after the loop closed it only logs | no garbage collector; `Drop` never panics |
+//! | `StreamWriter.__del__` warns `ResourceWarning` and closes | `Drop` logs a warning and closes; after the loop closed it only logs (`loop is closed: ...`), unless the connection had ended before | no garbage collector; `Drop` never panics |
 //! | `len(reader._buffer)` | [`StreamReader::buffered`] | handy, and public |
 //! | `StreamReaderProtocol(reader)` makes a new protocol each time | [`StreamReaderProtocol::new`]`(&reader)` returns the reader's own protocol, made with it | the reader's state lives inside its protocol: one allocation per connection |
 //! | `set_write_buffer_limits` takes any size | a socket transport's water marks are at most `u32::MAX` bytes (4 GiB); beyond is a `ValueError` | 8 bytes less per connection |

@@ -26,9 +26,10 @@ const THREAD_JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 ///    asyncio's `THREAD_JOIN_TIMEOUT`; the loop runs meanwhile).
 /// 4. The loop is closed.
 ///
-/// Returns `main`'s output, or `Err(Panic)` if it panicked. Errors with
-/// `"Cannot run the event loop while another loop is running"` when called from inside
-/// a running loop, instead of deadlocking.
+/// Returns `main`'s output, or `Err(Panic)` if it panicked. Called from inside a
+/// running loop it does not deadlock: it drops `main` unrun and returns a
+/// `RuntimeError`, `"asyncio::run() cannot be called from a running event loop"`
+/// (asyncio's message, with Rust's path).
 ///
 /// # Ctrl-C
 ///
@@ -49,6 +50,14 @@ const THREAD_JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 ///     t.await.unwrap() * 2
 /// }).unwrap();
 /// assert_eq!(n, 42);
+///
+/// asyncio::run(async {
+///     let nested = asyncio::run(async {}).unwrap_err();
+///     assert_eq!(
+///         nested.to_string(),
+///         "RuntimeError: asyncio::run() cannot be called from a running event loop"
+///     );
+/// }).unwrap();
 /// ```
 pub fn run<F>(main: F) -> Result<F::Output>
 where

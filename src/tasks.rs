@@ -16,7 +16,9 @@
 //! exception into a suspended `async` block); a task cancelled before its first step
 //! never runs its body at all.
 //!
-//! Wakers are real [`std::task::Waker`]s, created once per task. Waking on the loop's
+//! Wakers are real [`std::task::Waker`]s, made afresh for each step (a packed waker
+//! costs a few shifts; see `waker.rs`), and every one of a task's wakers wakes that
+//! task, whichever step made it. Waking on the loop's
 //! own thread queues the step with no lock; waking from another thread goes through the
 //! loop's thread-safe inbox. Waking a finished task does nothing; waking a task twice
 //! before it runs queues one step.

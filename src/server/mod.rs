@@ -36,7 +36,8 @@
 //!
 //! # What std and mio allow
 //!
-//! The crate depends on mio, slab and log only and has no `unsafe`, so sockets are made
+//! The crate depends on mio, slab and log only, and its one `unsafe` block is the
+//! packed task waker (`waker.rs`): it makes no raw socket calls, so sockets are made
 //! by `std`/mio, which cannot set options before `bind`/`listen`. What that means for
 //! [`ServerOptions`] and [`ConnectOptions`] is stated on each field: the kernel listen
 //! backlog is std's 128, `SO_REUSEADDR` is always on, `SO_REUSEPORT` cannot be set,
@@ -63,12 +64,12 @@ use crate::selector_events::transport::{unix_address, SocketTransport};
 use crate::selector_events::{IoHandler, READABLE, REQUEUED};
 use crate::transports::{Address, Transport};
 
-/// asyncio's `ACCEPT_RETRY_DELAY`: how long a server stops accepting after running out
 mod create;
 
 pub(crate) use create::{connect_error, run_factory, start_transport};
 pub use create::{AcceptedSocket, ConnectOptions, ServerOptions};
 
+/// asyncio's `ACCEPT_RETRY_DELAY`: how long a server stops accepting after running out
 /// of file descriptors or memory.
 pub const ACCEPT_RETRY_DELAY: Duration = Duration::from_secs(1);
 

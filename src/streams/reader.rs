@@ -56,7 +56,12 @@ pub(crate) struct ReaderState {
     eof: bool,
     /// Boxed: a connection that never fails should not carry an error's room.
     exception: Option<Box<Error>>,
+    /// The waiting read's waker (asyncio's `_waiter`, still pending).
     waker: Option<Waker>,
+    /// `feed_data`/`feed_eof` took the waker (asyncio: resolved the waiter with a
+    /// result) and the read has not run since. Such a read goes on with the data even
+    /// if an error is stored meanwhile. Cleared when the read runs or is dropped.
+    woken: bool,
     transport: Option<Weak<dyn Transport>>,
     paused: bool,
 }
@@ -109,8 +114,11 @@ impl ReaderState {
         }
     }
 
+    /// asyncio's `_wakeup_waiter`: resolve the waiter with a result.
     fn take_waker(&mut self) -> Option<Waker> {
-        self.waker.take()
+        let w = self.waker.take();
+        self.woken |= w.is_some();
+        w
     }
 }
 
@@ -182,12 +190,15 @@ impl ReaderInner {
         wake(waker);
     }
 
-    /// `set_exception`: every later read fails with `e`, before any buffered data.
+    /// `set_exception`: every read started later fails with `e`, before any buffered
+    /// data; a read waiting now fails with it too (asyncio sets the waiter's
+    /// exception), but one already woken by data or EOF does not.
     pub(crate) fn set_exception(&self, e: Error) {
         let waker = {
             let mut st = self.state.borrow_mut();
             st.exception = Some(Box::new(e));
-            st.take_waker()
+            // Not take_waker: this resolves the waiter with the error, not a result.
+            st.waker.take()
         };
         wake(waker);
     }
@@ -205,23 +216,50 @@ impl ReaderInner {
         Ok(())
     }
 
-    /// Check the stored exception, then run `attempt` on the state; `Pending` from it
-    /// means "wait for data": the waker is stored and a paused transport resumed.
+    /// [`ReaderInner::poll_read`] for a read that consumes what it returns.
     #[inline]
     fn poll_with<T>(
         &self,
         cx: &mut Context<'_>,
         attempt: impl FnOnce(&mut ReaderState, usize) -> Option<Result<T>>,
     ) -> Poll<Result<T>> {
+        self.poll_read(cx, true, |st, limit, _| attempt(st, limit))
+    }
+
+    /// One poll of a read: check the stored error as asyncio does, then run `attempt`
+    /// on the state. `None` from `attempt` means "wait for data": the waker is stored
+    /// and a paused transport resumed. A successful read that `consumes` then applies
+    /// the resume rule; an error (`IncompleteRead` at EOF) does not, as in asyncio.
+    ///
+    /// asyncio checks `_exception` when a read starts, and afterwards learns of an
+    /// error only through its waiter. Here: a read whose waker is still stored is
+    /// waiting (a spurious poll), and one that `feed_data`/`feed_eof` woke goes on
+    /// with the data (`attempt` is told so by its third argument); neither looks at
+    /// the stored error. Otherwise the read is starting, or `set_exception` took its
+    /// waker, and the stored error, if any, is its result.
+    #[inline]
+    fn poll_read<T>(
+        &self,
+        cx: &mut Context<'_>,
+        consumes: bool,
+        attempt: impl FnOnce(&mut ReaderState, usize, bool) -> Option<Result<T>>,
+    ) -> Poll<Result<T>> {
         let flow;
         let out = {
             let mut st = self.state.borrow_mut();
-            if let Some(e) = &st.exception {
-                return Poll::Ready(Err(Error::clone(e)));
+            let woken = std::mem::take(&mut st.woken);
+            if !woken && st.waker.is_none() {
+                if let Some(e) = &st.exception {
+                    return Poll::Ready(Err(Error::clone(e)));
+                }
             }
-            match attempt(&mut st, self.limit) {
+            match attempt(&mut st, self.limit, woken) {
                 Some(r) => {
-                    flow = st.after_consume(self.limit);
+                    st.waker = None;
+                    flow = match r {
+                        Ok(_) if consumes => st.after_consume(self.limit),
+                        _ => Flow::Nothing,
+                    };
                     Poll::Ready(r)
                 }
                 None => {
@@ -232,6 +270,34 @@ impl ReaderInner {
         };
         flow.apply();
         out
+    }
+}
+
+/// One read's hold on the reader's waiter. Lives in the read's future (in place of a
+/// plain `&ReaderInner`, so it costs the future nothing); dropped while the read waits
+/// (the read was cancelled), it clears the waiter, as asyncio's `_wait_for_data` does
+/// in its `finally`. Reads take `&mut StreamReader`, so the waiter, if any, is this
+/// read's.
+struct Waiter<'a>(&'a ReaderInner);
+
+impl<'a> Waiter<'a> {
+    /// The reader's state. A method, not the field: a closure that calls it captures
+    /// the whole guard (a closure using `waiter.0` would capture only the reference,
+    /// and the guard would be dropped before the read ran).
+    #[inline]
+    fn get(&self) -> &'a ReaderInner {
+        self.0
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.0.state.try_borrow_mut() {
+            if st.waker.is_some() || st.woken {
+                st.waker = None;
+                st.woken = false;
+            }
+        }
     }
 }
 
@@ -267,13 +333,17 @@ impl Drop for Lent<'_> {
         let flow = {
             let mut st = self.inner.state.borrow_mut();
             let mut fed = std::mem::replace(&mut st.buf, buf);
-            if !fed.is_empty() {
-                // Fed during the loan: those bytes come after the lent buffer's.
+            let pause = if fed.is_empty() {
+                Flow::Nothing
+            } else {
+                // Fed during the loan: those bytes come after the lent buffer's, and
+                // the pause rule runs again on the whole (feed_data saw only its own).
                 st.buf.extend(fed.as_slice());
                 fed.clear();
-            }
-            // The pause rule (bytes may have been fed) or else the resume rule.
-            match st.after_feed(self.inner.limit) {
+                st.after_feed(self.inner.limit)
+            };
+            // Nothing fed: only the resume rule, as after `read(n)`.
+            match pause {
                 Flow::Nothing => st.after_consume(self.inner.limit),
                 pause => pause,
             }
@@ -353,22 +423,31 @@ fn readuntil_step(
 ///
 /// # The limit
 ///
-/// `limit` (64 KiB by default) bounds a line: `readline` and `readuntil` fail with a
-/// [`LimitOverrun`](Error::LimitOverrun) error rather than buffer a longer one. It
-/// also sets read-side flow control: when more than `2 x limit` bytes are buffered the
-/// transport stops reading from the socket (`pause_reading`), and it resumes once a
-/// read brings the buffer down to `limit` or below, or as soon as a read has to wait.
+/// `limit` (64 KiB by default) bounds a line: rather than wait for more of a line
+/// when more than `limit` bytes are buffered without its separator (or when the
+/// separator starts beyond `limit`), `readuntil` fails with a
+/// [`LimitOverrun`](Error::LimitOverrun) error and `readline` with a `ValueError`
+/// ([`Error::Chained`]: an [`Error::Value`] whose source is that `LimitOverrun`). It
+/// also sets read-side flow control: when a feed leaves more than `2 x limit` bytes
+/// buffered the transport stops reading from the socket (`pause_reading`), and it
+/// resumes once a successful read leaves the buffer at `limit` or below, or as soon as
+/// a read has to wait.
 ///
 /// # Errors
 ///
 /// A stored error ([`StreamReader::set_exception`], or the connection's error when it
-/// broke) is returned by every read, **before** any data still buffered, as in asyncio.
+/// broke) is returned by every read that **starts** after it was stored, before any
+/// data still buffered. A read already waiting learns of it only through its wake-up,
+/// as in asyncio: if `set_exception` wakes it, it fails with the error; if
+/// `feed_data`/`feed_eof` woke it first, it goes on with the data, even though the
+/// error was stored before it ran (and, should it need more, waits again).
 ///
 /// # Cancel safety
 ///
 /// Every read is cancel-safe: the buffer belongs to the reader, not to the read's
 /// future, so dropping a read while it waits (in a `select`, a timeout) loses no byte.
-/// The next read sees everything.
+/// The next read sees everything. The dropped read takes its waker with it (asyncio
+/// clears `_waiter` when a wait ends), so the reader keeps no stale waiter.
 ///
 /// ```
 /// let mut r = asyncio::StreamReader::new();
@@ -427,8 +506,9 @@ impl StreamReader {
         self.inner().exception()
     }
 
-    /// Store an error (asyncio's `set_exception()`): a read waiting now, and every
-    /// later read, returns it, even while data is still buffered. The buffer is kept.
+    /// Store an error (asyncio's `set_exception()`): a read waiting now (not already
+    /// woken by data or EOF), and every read started later, returns it, even while
+    /// data is still buffered. The buffer is kept.
     pub fn set_exception(&self, e: Error) {
         self.inner().set_exception(e);
     }
@@ -482,9 +562,9 @@ impl StreamReader {
     /// The bytes are copied out of the reader's buffer into the returned `Vec`; to pass
     /// them on without that copy, use [`read_with`](StreamReader::read_with).
     pub async fn read(&mut self, n: usize) -> Result<Vec<u8>> {
-        let inner = self.inner();
-        poll_fn(|cx| {
-            inner.poll_with(cx, |st, _| {
+        let waiter = Waiter(self.inner());
+        poll_fn(move |cx| {
+            waiter.get().poll_with(cx, |st, _| {
                 if n == 0 {
                     return Some(Ok(Vec::new()));
                 }
@@ -507,8 +587,10 @@ impl StreamReader {
     ///
     /// Waits exactly as `read(n)` does (not at all for `n == 0`), then calls `f` once
     /// with the bytes `read(n)` would have returned (an empty slice at EOF, or for
-    /// `n == 0`) and consumes them, whatever `f` returns; its result is returned. An
-    /// echo forwards a chunk with no copy of its own:
+    /// `n == 0`) and consumes them, whatever `f` returns; its result is returned. The
+    /// flow-control rules are `read(n)`'s: the resume rule after consuming, and the
+    /// pause rule only if `f` fed the reader. An echo forwards a chunk with no copy of
+    /// its own:
     /// `reader.read_with(65536, |data| writer.write(data)).await??`. The slice lives
     /// only during the call, so no view of the buffer outlives it. `f` runs with the
     /// buffer lent out, not borrowed: it may use anything, this reader's transport
@@ -530,8 +612,10 @@ impl StreamReader {
     /// ```
     pub async fn read_with<T>(&mut self, n: usize, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
         let inner = self.inner();
-        poll_fn(|cx| {
-            inner.poll_with(cx, |st, _| {
+        let waiter = Waiter(inner);
+        // Nothing is consumed yet: the resume rule runs when the loan ends.
+        poll_fn(move |cx| {
+            waiter.get().poll_read(cx, false, |st, _, _| {
                 (n == 0 || !st.buf.is_empty() || st.eof).then_some(Ok(()))
             })
         })
@@ -544,13 +628,30 @@ impl StreamReader {
     ///
     /// The buffer is emptied as data arrives, so the pause rule never blocks it. A
     /// stored error is returned as soon as it is seen (bytes collected so far are
-    /// dropped, as asyncio's are). Not cancel-safe in one respect: bytes already
-    /// moved into the result are lost if the read is dropped before EOF.
+    /// dropped, as asyncio's are). asyncio's `read()` is a loop of `read(limit)`, and
+    /// so is this one where it shows: woken by data with an error stored meanwhile, it
+    /// takes one block of at most `limit` bytes, then fails; woken by EOF, it returns
+    /// what it collected. Not cancel-safe in one respect: bytes already moved into the
+    /// result are lost if the read is dropped before EOF.
     pub async fn read_to_end(&mut self) -> Result<Vec<u8>> {
-        let inner = self.inner();
+        let waiter = Waiter(self.inner());
         let mut out: Vec<u8> = Vec::new();
-        poll_fn(|cx| {
-            inner.poll_with(cx, |st, _| {
+        poll_fn(move |cx| {
+            waiter.get().poll_read(cx, true, |st, limit, woken| {
+                if woken && !st.buf.is_empty() {
+                    // asyncio's `read()` is a loop of `read(limit)`: the one that
+                    // waited takes its block whatever was stored meanwhile; the next
+                    // one starts by checking the stored error.
+                    let block = st.buf.take_front(limit.min(st.buf.len()));
+                    if out.is_empty() {
+                        out = block;
+                    } else {
+                        out.extend_from_slice(&block);
+                    }
+                    if let Some(e) = &st.exception {
+                        return Some(Err(Error::clone(e)));
+                    }
+                }
                 if !st.buf.is_empty() {
                     if out.is_empty() {
                         out = st.buf.take_all();
@@ -572,12 +673,15 @@ impl StreamReader {
     /// Read one line, up to and including `\n` (asyncio's `readline()`).
     ///
     /// At EOF returns the last partial line (without `\n`), or an empty `Vec` when
-    /// nothing is left. A line longer than the limit (not counting its `\n`) is an
-    /// `Error::Value` carrying asyncio's message; as in asyncio, that line is
-    /// **discarded**: if its `\n` is already buffered, the buffer loses the line
-    /// including the `\n`; otherwise the whole buffer is cleared. Use
-    /// [`StreamReader::readuntil`] to keep the data and get the typed
-    /// [`LimitOverrun`](Error::LimitOverrun) error instead. Cancel-safe.
+    /// nothing is left. A line longer than the limit (not counting its `\n`) is a
+    /// `ValueError` carrying asyncio's message, raised while handling the
+    /// `LimitOverrunError`: an [`Error::Chained`] whose
+    /// [`unchained()`](Error::unchained) is the [`Error::Value`] and whose
+    /// [`source()`](std::error::Error::source) is the [`Error::LimitOverrun`] with its
+    /// `consumed`. As in asyncio, that line is **discarded**: if its `\n` is already
+    /// buffered, the buffer loses the line including the `\n`; otherwise the whole
+    /// buffer is cleared. Use [`StreamReader::readuntil`] to keep the data and get the
+    /// [`LimitOverrun`](Error::LimitOverrun) error itself instead. Cancel-safe.
     pub async fn readline(&mut self) -> Result<Vec<u8>> {
         let r = self.until(NEWLINE).await;
         self.line_outcome(r)
@@ -600,7 +704,11 @@ impl StreamReader {
                     st.after_consume(self.inner().limit)
                 };
                 flow.apply();
-                Err(Error::Value(message))
+                // asyncio raises the ValueError while handling the LimitOverrunError.
+                Err(Error::Chained {
+                    error: Box::new(Error::Value(message.clone())),
+                    context: Box::new(Error::LimitOverrun { message, consumed }),
+                })
             }
             Err(e) => Err(e),
         }
@@ -610,10 +718,11 @@ impl StreamReader {
     ///
     /// - Found: returns the data with the separator at its end.
     /// - EOF first: `Error::IncompleteRead { partial, expected: None }` with every
-    ///   buffered byte (possibly a partial separator); the buffer is emptied.
-    /// - The separator starts beyond `limit` bytes, or `limit` bytes are buffered
-    ///   without it: `Error::LimitOverrun { consumed }`, and the buffer is left
-    ///   untouched so the data can be read again (e.g. with `read(consumed)`).
+    ///   buffered byte (possibly a partial separator); the buffer is emptied, and a
+    ///   paused transport stays paused (as in asyncio).
+    /// - The separator starts beyond `limit` bytes, or more than `limit` bytes are
+    ///   buffered without it: `Error::LimitOverrun { consumed }`, and the buffer is
+    ///   left untouched so the data can be read again (e.g. with `read(consumed)`).
     ///
     /// An empty separator is a `ValueError`. Bytes already searched are never searched
     /// again while the read waits. Cancel-safe.
@@ -659,10 +768,12 @@ impl StreamReader {
         &'a mut self,
         seps: &'a [&'a [u8]],
     ) -> impl StdFuture<Output = Result<Vec<u8>>> + 'a {
-        let inner = self.inner();
+        let waiter = Waiter(self.inner());
         let mut offset = 0;
         poll_fn(move |cx| {
-            inner.poll_with(cx, |st, limit| readuntil_step(st, limit, seps, &mut offset))
+            waiter
+                .get()
+                .poll_with(cx, |st, limit| readuntil_step(st, limit, seps, &mut offset))
         })
     }
 
@@ -670,13 +781,13 @@ impl StreamReader {
     ///
     /// `n == 0` returns an empty `Vec`. If EOF comes first:
     /// `Error::IncompleteRead { partial, expected: Some(n) }` with every buffered byte,
-    /// and the buffer is emptied. `n` may exceed the limit (a waiting read resumes a
-    /// paused transport). Cancel-safe: nothing is consumed until all `n` bytes are
-    /// there.
+    /// and the buffer is emptied (a paused transport stays paused, as in asyncio). `n`
+    /// may exceed the limit (a waiting read resumes a paused transport). Cancel-safe:
+    /// nothing is consumed until all `n` bytes are there.
     pub async fn readexactly(&mut self, n: usize) -> Result<Vec<u8>> {
-        let inner = self.inner();
-        poll_fn(|cx| {
-            inner.poll_with(cx, |st, _| {
+        let waiter = Waiter(self.inner());
+        poll_fn(move |cx| {
+            waiter.get().poll_with(cx, |st, _| {
                 if st.buf.len() >= n {
                     return Some(Ok(if n == st.buf.len() {
                         st.buf.take_all()

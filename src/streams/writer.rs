@@ -28,8 +28,9 @@ use crate::transports::{Address, ExtraInfo, Transport};
 /// tasks may wait in `drain()` at once).
 ///
 /// **Dropping** a writer whose transport is not closing closes the transport and logs
-/// a warning `unclosed <StreamWriter ...>` (asyncio's `ResourceWarning`); after the
-/// loop is closed it only logs. It never panics.
+/// a warning `unclosed <StreamWriter ...>` (asyncio's `ResourceWarning`). After the
+/// loop is closed it only logs (`loop is closed: ...`), unless the connection had
+/// ended (its `connection_lost` ran) before the loop closed. It never panics.
 pub struct StreamWriter {
     transport: Rc<dyn Transport>,
     protocol: Rc<StreamReaderProtocol>,
@@ -171,15 +172,17 @@ impl std::future::Future for YieldOnce {
 }
 
 impl Drop for StreamWriter {
+    /// asyncio's `__del__`: warn about a writer nobody closed.
     fn drop(&mut self) {
-        if self.transport.is_closing() {
-            return;
-        }
         if self.protocol.live_loop().is_some() {
-            log::warn!(target: "asyncio", "unclosed {self:?}: closing its transport");
-            self.transport.close();
-        } else {
-            log::warn!(target: "asyncio", "unclosed {self:?} dropped after its loop was closed");
+            if !self.transport.is_closing() {
+                log::warn!(target: "asyncio", "unclosed {self:?}: closing its transport");
+                self.transport.close();
+            }
+        } else if !(self.transport.is_closing() && self.protocol.is_connection_lost()) {
+            // Closing the loop marks its socket transports closing without running
+            // `connection_lost`: a connection that ended before the loop did has run it.
+            log::warn!(target: "asyncio", "loop is closed: unclosed {self:?} dropped");
         }
     }
 }
