@@ -113,6 +113,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod base_events;
+pub mod base_subprocess;
 pub mod clock;
 pub mod events;
 pub mod exceptions;
@@ -125,6 +126,7 @@ pub mod runners;
 pub mod selector_events;
 pub mod server;
 pub mod streams;
+pub mod subprocess;
 pub mod taskgroups;
 pub mod tasks;
 pub mod timeouts;

@@ -11,6 +11,9 @@
 //!   is still the one the server bound (same device and inode), so a file that someone
 //!   else put there meanwhile is left alone (asyncio's `cleanup_socket=True`).
 
+pub(crate) mod child_watcher;
+pub(crate) mod pipes;
+
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
