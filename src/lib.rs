@@ -48,7 +48,9 @@
 //! | [`protocols`] | `protocols.py` | [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`] |
 //! | [`transports`] | `transports.py` | [`Transport`] and its read / write halves |
 //! | [`server`] | `base_events.py` (`Server`, `create_connection`, `create_server`) | [`Server`], [`ConnectOptions`], [`ServerOptions`] |
-//! | [`unix_events`] | `unix_events.py` | `create_unix_connection`, `create_unix_server` |
+//! | [`unix_events`] | `unix_events.py` | `create_unix_connection`, `create_unix_server`, pipe transports ([`EventLoop::connect_read_pipe`], [`EventLoop::connect_write_pipe`]), the child watcher |
+//! | [`base_subprocess`] | `base_subprocess.py` | [`EventLoop::subprocess_exec`], [`SubprocessTransport`], [`SubprocessProtocol`], [`SubprocessOptions`] |
+//! | [`subprocess`] | `subprocess.py` | [`create_subprocess_exec`], [`create_subprocess_shell`], [`Process`] |
 //! | [`streams`] | `streams.py` | [`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`], [`StreamReaderProtocol`] |
 //! | [`exceptions`] | `exceptions.py` | [`Error`], one variant per asyncio exception |
 //!
@@ -96,6 +98,14 @@
 //! | `put_nowait` raises `QueueFull` / `QueueShutDown` | returns [`PutNowaitError`]`::{Full, ShutDown}` holding the item (`put` returns [`PutError`]); both convert into [`Error::QueueFull`] / [`Error::QueueShutDown`] | the item was moved into the call: an error without it would drop it |
 //! | `Queue(maxsize)`, any `maxsize <= 0` is unbounded | `maxsize: usize`, `0` is unbounded | no negative sizes |
 //! | `PriorityQueue`, `LifoQueue` subclass `Queue` and override `_put` / `_get` | one [`GenericQueue`] over a [`queues::Storage`]; [`Queue`], [`LifoQueue`], [`PriorityQueue`] are type aliases | generics instead of subclasses |
+//! | a pipe protocol's `connection_made(transport)` gets a read or a write transport | it gets an `Rc<dyn Transport>` whose other half is inert (a read pipe's `write()` is an error; a write pipe's `is_reading()` is false); [`EventLoop::connect_read_pipe`] returns the `Rc<dyn ReadTransport>`, [`EventLoop::connect_write_pipe`] the `Rc<dyn WriteTransport>` | one protocol trait for sockets and pipes: [`StreamReaderProtocol`] and [`StreamWriter`] work on pipes unchanged |
+//! | after a pipe's `write_eof()`, writes are silently dropped | `write()` is `Err("Cannot call write() after write_eof()")`, as on sockets | the crate's one rule for writes after EOF |
+//! | `SubprocessProtocol` subclasses `BaseProtocol` | [`SubprocessProtocol`] is its own trait; `connection_made` gets an `Rc<SubprocessTransport>` | a subprocess transport is not a stream [`Transport`] |
+//! | `subprocess_exec(factory, *args, stdin=PIPE, ..., env=, cwd=)` | `subprocess_exec(factory, program, args, SubprocessOptions)`; [`subprocess::Stdio`]`::{Pipe, DevNull, Inherit, Stdout, Fd}`; `SubprocessOptions::default()` inherits all three, [`SubprocessOptions::pipes`] pipes them | no keyword arguments |
+//! | subprocess protocol calls go through `call_soon` | after `connection_made` they are made at once (calls before it are queued and replayed, as asyncio) | one less hop per chunk; the order is the same |
+//! | child exits seen through a pidfd per child, or a thread per child | one `SIGCHLD` registration per loop (`signal-hook`, onto a socket the loop polls) and a `try_wait()` sweep of the loop's children | no thread, no `unsafe` |
+//! | `send_signal(sig)` calls `os.kill` | `SIGKILL` through std's `Child::kill`; other signals through the `kill` utility (`sh -c 'kill -SIG PID'`, a short blocking spawn) | sending a signal needs `libc::kill`, i.e. `unsafe` |
+//! | `communicate(input)` returns `(stdout, stderr)` bytes or `None` | returns `(Option<Vec<u8>>, Option<Vec<u8>>)` | typed |
 //! | TLS (`ssl=`, `start_tls`) | not provided | the crate depends on mio, slab and log only |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
@@ -136,12 +146,14 @@ pub mod unix_events;
 mod waker;
 
 pub use base_events::{EventLoop, ThreadsafeHandle};
+pub use base_subprocess::{SubprocessOptions, SubprocessProtocol, SubprocessTransport};
 pub use clock::TestClock;
 pub use events::{get_running_loop, ExceptionContext, Handle, TimerHandle};
 pub use exceptions::{Error, Result};
 pub use futures::{CallbackId, Future};
 pub use locks::{BoundedSemaphore, Condition, Event, Lock, LockGuard, Semaphore, SemaphorePermit};
 pub use runners::run;
+pub use subprocess::{create_subprocess_exec, create_subprocess_shell, Process};
 pub use tasks::{all_tasks, create_task, current_task, sleep, yield_now, Sleep, Task, TaskRef};
 pub use timeouts::{timeout, timeout_at, wait_for, Timeout};
 
@@ -199,4 +211,6 @@ pub mod book {
     pub struct Ch10Differences;
     #[doc = include_str!("../docs/11-performance.md")]
     pub struct Ch11Performance;
+    #[doc = include_str!("../docs/13-subprocesses.md")]
+    pub struct Ch13Subprocesses;
 }
