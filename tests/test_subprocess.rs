@@ -459,3 +459,83 @@ fn close_kills_a_running_child() {
         drop(p.transport.borrow_mut().take());
     });
 }
+
+struct Panicky {
+    lost: asyncio::Event,
+}
+
+impl SubprocessProtocol for Panicky {
+    fn pipe_data_received(&self, _fd: i32, _data: &[u8]) {
+        panic!("boom in pipe_data_received");
+    }
+    fn connection_lost(&self, _exc: Option<Error>) {
+        self.lost.set();
+    }
+}
+
+#[test]
+fn a_panicking_protocol_is_reported_and_the_process_goes_on() {
+    let _g = serial();
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        lp.set_exception_handler(Some(
+            move |_lp: &asyncio::EventLoop, ctx: &asyncio::ExceptionContext| {
+                s.borrow_mut()
+                    .push(format!("{} {:?}", ctx.message, ctx.exception));
+            },
+        ));
+        let (t, p) = lp
+            .subprocess_shell(
+                || Panicky {
+                    lost: asyncio::Event::new(),
+                },
+                "echo one; echo two >&2",
+                SubprocessOptions::pipes(),
+            )
+            .await
+            .unwrap();
+        p.lost.wait().await;
+        assert_eq!(t.wait().await.unwrap(), 0);
+        let seen = seen.borrow();
+        assert!(!seen.is_empty());
+        assert!(
+            seen.iter()
+                .all(|m| m.contains("boom in pipe_data_received")),
+            "{seen:?}"
+        );
+    });
+}
+
+#[test]
+fn children_left_running_at_loop_close_are_reaped_later() {
+    let _g = serial();
+    let lp = asyncio::EventLoop::new().unwrap();
+    let pid = lp
+        .run_until_complete(async {
+            // Still running when the loop closes; exits a moment later.
+            let p = create_subprocess_exec("sleep", ["0.3"], SubprocessOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(p.returncode(), None);
+            p.pid()
+        })
+        .unwrap();
+    lp.close().unwrap();
+    let stat = format!("/proc/{pid}/stat");
+    // A later loop on this thread sweeps the orphan on its watcher's wake-ups.
+    run(async move {
+        for _ in 0..1000 {
+            let p = create_subprocess_exec("true", NO_ARGS, SubprocessOptions::default())
+                .await
+                .unwrap();
+            p.wait().await.unwrap();
+            if !std::path::Path::new(&stat).exists() {
+                return;
+            }
+            asyncio::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the orphan {pid} was never reaped");
+    });
+}
