@@ -416,3 +416,50 @@ fn stream_writer_drain_reports_broken_pipe() {
         );
     });
 }
+
+#[test]
+fn fifo_both_ways() {
+    use std::os::unix::fs::OpenOptionsExt;
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        let dir = std::env::temp_dir().join(format!("asyncio-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("fifo");
+        let st = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        // Open the read end non-blocking first, so that neither open waits.
+        let r = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .unwrap();
+        let w = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let (_rt, rp) = lp.connect_read_pipe(Rec::default, r).await.unwrap();
+        let (wt, wp) = lp.connect_write_pipe(Rec::default, w).await.unwrap();
+        wt.write(b"through the fifo").unwrap();
+        wt.close();
+        wp.lost.wait().await;
+        rp.lost.wait().await;
+        assert_eq!(*rp.data.borrow(), b"through the fifo");
+        assert_eq!(*rp.events.borrow(), ["made", "data", "eof", "lost false"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
+#[test]
+fn a_character_device_epoll_cannot_watch_is_an_error_not_a_panic() {
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        // /dev/null passes the type check, but epoll refuses it (EPERM), as with asyncio.
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        let r = lp.connect_write_pipe(Rec::default, f).await;
+        assert!(matches!(r, Err(Error::Io(_))), "{:?}", r.err());
+    });
+}
