@@ -105,6 +105,7 @@
 //! | subprocess protocol calls go through `call_soon` | after `connection_made` they are made at once (calls before it are queued and replayed, as asyncio) | one less hop per chunk; the order is the same |
 //! | child exits seen through a pidfd per child, or a thread per child | one `SIGCHLD` registration per loop (`signal-hook`, onto a socket the loop polls) and a `try_wait()` sweep of the loop's children | no thread, no `unsafe` |
 //! | `send_signal(sig)` calls `os.kill` | `SIGKILL` through std's `Child::kill`; other signals through the `kill` utility (`sh -c 'kill -SIG PID'`, a short blocking spawn) | sending a signal needs `libc::kill`, i.e. `unsafe` |
+//! | a garbage-collected `Process` leaves its pipes to the transport | dropping a [`Process`] closes the stdout / stderr pipes it still holds (not the child: it is never killed, and is reaped when it exits) | no reader is left, and a child writing on would block on a full pipe for ever |
 //! | `communicate(input)` returns `(stdout, stderr)` bytes or `None` | returns `(Option<Vec<u8>>, Option<Vec<u8>>)` | typed |
 //! | TLS (`ssl=`, `start_tls`) | not provided | the crate depends on mio, slab and log only |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |

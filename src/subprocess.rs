@@ -106,7 +106,10 @@ impl SubprocessProtocol for SubprocessStreamProtocol {
 /// **Dropping** a `Process` does not kill the child (asyncio does not either): the
 /// loop keeps watching it and reaps it when it exits. A stdin writer that was neither
 /// closed nor taken is closed (with the writer's "unclosed" warning), so a child
-/// waiting for its input's end sees EOF.
+/// waiting for its input's end sees EOF; the stdout and stderr pipes still held by the
+/// `Process` are closed too (nobody can read them any more), so a child that goes on
+/// writing gets `EPIPE` (or `SIGPIPE`) instead of blocking on a full pipe for ever.
+/// Readers taken out of the `Process` stay open.
 pub struct Process {
     /// The child's stdin, if piped.
     pub stdin: Option<StreamWriter>,
@@ -239,6 +242,18 @@ impl Process {
     /// `SIGKILL` the child (asyncio's `kill()`).
     pub fn kill(&self) -> Result<()> {
         self.transport.kill()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        for (fd, held) in [(1, self.stdout.is_some()), (2, self.stderr.is_some())] {
+            if held {
+                if let Some(t) = self.transport.get_pipe_transport(fd) {
+                    t.close();
+                }
+            }
+        }
     }
 }
 

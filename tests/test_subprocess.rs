@@ -539,3 +539,26 @@ fn children_left_running_at_loop_close_are_reaped_later() {
         panic!("the orphan {pid} was never reaped");
     });
 }
+
+#[test]
+fn a_dropped_process_does_not_leave_its_child_blocked_on_a_full_pipe() {
+    let _g = serial();
+    run(async {
+        // Far more than a pipe and the reader's 2 x limit hold.
+        let p = create_subprocess_shell(
+            "head -c 20000000 /dev/zero",
+            SubprocessOptions::default().stdout(Stdio::Pipe),
+        )
+        .await
+        .unwrap();
+        let stat = format!("/proc/{}/stat", p.pid());
+        drop(p);
+        for _ in 0..2000 {
+            if !std::path::Path::new(&stat).exists() {
+                return;
+            }
+            asyncio::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the child of a dropped Process stayed blocked (or unreaped)");
+    });
+}
