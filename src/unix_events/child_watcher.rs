@@ -15,14 +15,15 @@
 //! Every child is reaped, also when nobody holds its [`crate::subprocess::Process`] any
 //! more: the watcher keeps it until it exits. Children still running when the loop
 //! closes are handed to a per-thread list that the next watcher on the thread (if any)
-//! keeps sweeping; the watcher's `SIGCHLD` registration goes with its loop.
+//! keeps sweeping; the watcher's `SIGCHLD` registration goes with its loop. (A loop
+//! that is never closed keeps its watcher, and its children, as it keeps its tasks.)
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use mio::Interest;
 use signal_hook::consts::SIGCHLD;
@@ -41,8 +42,9 @@ struct Watched {
 }
 
 thread_local! {
-    /// The watcher of each open loop on this thread, by loop id.
-    static WATCHERS: RefCell<Vec<(u64, Rc<ChildWatcher>)>> = const { RefCell::new(Vec::new()) };
+    /// The watcher of each open loop on this thread, by loop id. Weak: the loop's
+    /// registration owns its watcher, so a loop dropped without `close()` drops it too.
+    static WATCHERS: RefCell<Vec<(u64, Weak<ChildWatcher>)>> = const { RefCell::new(Vec::new()) };
     /// Children whose loop closed while they ran: swept by later watchers.
     static ORPHANS: RefCell<Vec<Child>> = const { RefCell::new(Vec::new()) };
 }
@@ -70,10 +72,11 @@ impl ChildWatcher {
         lp.inner.check_closed()?;
         let id = lp.inner.id;
         if let Some(w) = WATCHERS.with(|ws| {
-            ws.borrow()
-                .iter()
+            let mut ws = ws.borrow_mut();
+            ws.retain(|(_, w)| w.strong_count() > 0);
+            ws.iter()
                 .find(|(i, _)| *i == id)
-                .map(|(_, w)| w.clone())
+                .and_then(|(_, w)| w.upgrade())
         }) {
             return Ok(w);
         }
@@ -101,7 +104,7 @@ impl ChildWatcher {
             }
         }
         *w.sock.borrow_mut() = Some(rx);
-        WATCHERS.with(|ws| ws.borrow_mut().push((id, w.clone())));
+        WATCHERS.with(|ws| ws.borrow_mut().push((id, Rc::downgrade(&w))));
         Ok(w)
     }
 
@@ -156,7 +159,7 @@ impl ChildWatcher {
                 }
             });
         }
-        ORPHANS.with(|o| {
+        let _ = ORPHANS.try_with(|o| {
             if let Ok(mut o) = o.try_borrow_mut() {
                 o.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
             }
@@ -185,7 +188,8 @@ impl ChildWatcher {
             signal_hook::low_level::unregister(sig);
         }
         let id = self.loop_id;
-        WATCHERS.with(|ws| {
+        // try_with: this also runs from Drop, possibly while the thread exits.
+        let _ = WATCHERS.try_with(|ws| {
             if let Ok(mut ws) = ws.try_borrow_mut() {
                 ws.retain(|(i, _)| *i != id);
             }
@@ -201,10 +205,21 @@ impl ChildWatcher {
             })
             .collect();
         if !left.is_empty() {
-            ORPHANS.with(|o| o.borrow_mut().append(&mut left));
+            let _ = ORPHANS.try_with(|o| {
+                if let Ok(mut o) = o.try_borrow_mut() {
+                    o.append(&mut left);
+                }
+            });
         }
         let sock = self.sock.borrow_mut().take();
         drop(sock);
+    }
+}
+
+/// A loop dropped without `close()` drops its watcher: same clean-up as a close.
+impl Drop for ChildWatcher {
+    fn drop(&mut self) {
+        self.shut_down();
     }
 }
 
