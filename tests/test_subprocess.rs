@@ -562,3 +562,64 @@ fn a_dropped_process_does_not_leave_its_child_blocked_on_a_full_pipe() {
         panic!("the child of a dropped Process stayed blocked (or unreaped)");
     });
 }
+
+#[test]
+fn stdout_to_a_given_fd_which_the_parent_then_closes() {
+    let _g = serial();
+    run(async {
+        let (tx, rx) = mio::unix::pipe::new().unwrap();
+        tx.set_nonblocking(false).unwrap();
+        let opts = SubprocessOptions::default()
+            .stdout(Stdio::Fd(std::os::fd::OwnedFd::from(tx)))
+            .stderr(Stdio::Stdout);
+        let p = create_subprocess_shell("echo to-fd; echo err-too >&2", opts)
+            .await
+            .unwrap();
+        assert!(p.stdout.is_none());
+        assert_eq!(p.wait().await.unwrap(), 0);
+        // The parent's copy of the write end was closed after the spawn: EOF comes.
+        let mut reader = asyncio::streams::open_read_pipe(rx).await.unwrap();
+        assert_eq!(reader.read_to_end().await.unwrap(), b"to-fd\nerr-too\n");
+    });
+}
+
+#[test]
+fn creation_cancelled_midway_still_reaps_the_child() {
+    let _g = serial();
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        let pid = Rc::new(std::cell::Cell::new(0u32));
+        struct Made(Rc<std::cell::Cell<u32>>);
+        impl SubprocessProtocol for Made {
+            fn connection_made(&self, t: Rc<SubprocessTransport>) {
+                self.0.set(t.get_pid());
+            }
+        }
+        let p2 = pid.clone();
+        let l2 = lp.clone();
+        let task = asyncio::create_task(async move {
+            let _ = l2
+                .subprocess_exec(
+                    move || Made(p2),
+                    "sleep",
+                    ["0.2"],
+                    SubprocessOptions::pipes(),
+                )
+                .await;
+        });
+        // Cancel after the spawn, while subprocess_exec waits for connection_made.
+        asyncio::sleep(Duration::ZERO).await;
+        task.cancel();
+        while pid.get() == 0 {
+            asyncio::sleep(Duration::from_millis(1)).await;
+        }
+        let stat = format!("/proc/{}/stat", pid.get());
+        for _ in 0..2000 {
+            if !std::path::Path::new(&stat).exists() {
+                return;
+            }
+            asyncio::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the child of a cancelled subprocess_exec was not reaped");
+    });
+}
