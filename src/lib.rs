@@ -96,7 +96,9 @@
 //! | [`protocols`] | `protocols.py` | [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`] |
 //! | [`transports`] | `transports.py` | [`Transport`] and its read / write halves |
 //! | [`server`] | `base_events.py` (`Server`, `create_connection`, `create_server`) | [`Server`], [`ConnectOptions`], [`ServerOptions`] |
-//! | [`unix_events`] | `unix_events.py` | `create_unix_connection`, `create_unix_server`, [`EventLoop::add_signal_handler`], [`wait_for_signal`], [`signal`] numbers |
+//! | [`unix_events`] | `unix_events.py` | `create_unix_connection`, `create_unix_server`, [`EventLoop::add_signal_handler`], [`wait_for_signal`], [`signal`] numbers, pipe transports ([`EventLoop::connect_read_pipe`], [`EventLoop::connect_write_pipe`]), the child watcher |
+//! | [`base_subprocess`] | `base_subprocess.py` | [`EventLoop::subprocess_exec`], [`SubprocessTransport`], [`SubprocessProtocol`], [`SubprocessOptions`] |
+//! | [`subprocess`] | `subprocess.py` | [`create_subprocess_exec`], [`create_subprocess_shell`], [`Process`] |
 //! | [`streams`] | `streams.py` | [`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`], [`StreamReaderProtocol`] |
 //! | [`exceptions`] | `exceptions.py` | [`Error`], one variant per asyncio exception |
 //!
@@ -153,6 +155,15 @@
 //! | `loop.add_signal_handler(sig, cb)` and a future set from it | also [`wait_for_signal`]`(&[SIGINT, SIGTERM]).await`, which takes those signals (instead of their handlers) while it waits | the common "run until SIGTERM" in one line |
 //! | `remove_signal_handler` / `close()` restore `SIG_DFL` | the default action is emulated by a signal-hook action that runs it while no loop listens; SIGPIPE goes back to ignored | safe code cannot call `sigaction`, and Rust ignores SIGPIPE |
 //! | `asyncio.run` takes over SIGINT when its handler is Python's default | [`run`] takes it over when called on the main thread; Ctrl-C returns [`Error::KeyboardInterrupt`] after the main task was cancelled, a second Ctrl-C kills the process by SIGINT | the disposition cannot be read safely; Rust has no `KeyboardInterrupt` to raise |
+//! | a pipe protocol's `connection_made(transport)` gets a read or a write transport | it gets an `Rc<dyn Transport>` whose other half is inert (a read pipe's `write()` is an error; a write pipe's `is_reading()` is false); [`EventLoop::connect_read_pipe`] returns the `Rc<dyn ReadTransport>`, [`EventLoop::connect_write_pipe`] the `Rc<dyn WriteTransport>` | one protocol trait for sockets and pipes: [`StreamReaderProtocol`] and [`StreamWriter`] work on pipes unchanged |
+//! | after a pipe's `write_eof()`, writes are silently dropped | `write()` is `Err("Cannot call write() after write_eof()")`, as on sockets | the crate's one rule for writes after EOF |
+//! | `SubprocessProtocol` subclasses `BaseProtocol` | [`SubprocessProtocol`] is its own trait; `connection_made` gets an `Rc<SubprocessTransport>` | a subprocess transport is not a stream [`Transport`] |
+//! | `subprocess_exec(factory, *args, stdin=PIPE, ..., env=, cwd=)` | `subprocess_exec(factory, program, args, SubprocessOptions)`; [`subprocess::Stdio`]`::{Pipe, DevNull, Inherit, Stdout, Fd}`; `SubprocessOptions::default()` inherits all three, [`SubprocessOptions::pipes`] pipes them | no keyword arguments |
+//! | subprocess protocol calls go through `call_soon` | after `connection_made` they are made at once (calls before it are queued and replayed, as asyncio) | one less hop per chunk; the order is the same |
+//! | child exits seen through a pidfd per child, or a thread per child | one `SIGCHLD` registration per loop (`signal-hook`, onto a socket the loop polls) and a `try_wait()` sweep of the loop's children | no thread, no `unsafe` |
+//! | `send_signal(sig)` calls `os.kill` | `SIGKILL` through std's `Child::kill`; other signals through the `kill` utility (`sh -c 'kill -SIG PID'`, a short blocking spawn) | sending a signal needs `libc::kill`, i.e. `unsafe` |
+//! | a garbage-collected `Process` leaves its pipes to the transport | dropping a [`Process`] closes the stdout / stderr pipes it still holds (not the child: it is never killed, and is reaped when it exits) | no reader is left, and a child writing on would block on a full pipe for ever |
+//! | `communicate(input)` returns `(stdout, stderr)` bytes or `None` | returns `(Option<Vec<u8>>, Option<Vec<u8>>)` | typed |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
 //! ## Not implemented yet
@@ -163,8 +174,6 @@
 //! - TLS (`ssl=`, `start_tls`);
 //! - datagrams (`create_datagram_endpoint`, `DatagramProtocol`, `sock_recvfrom`,
 //!   `sock_sendto`);
-//! - subprocesses (`create_subprocess_exec`, `subprocess_exec`) and pipes
-//!   (`connect_read_pipe`, `connect_write_pipe`);
 //! - `sendfile` / `sock_sendfile`;
 //! - the socket options std and mio cannot set: `reuse_port=True`,
 //!   `reuse_address=False`, the kernel listen backlog, `local_addr` with a port,
@@ -186,6 +195,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod base_events;
+pub mod base_subprocess;
 pub mod clock;
 pub mod events;
 pub mod exceptions;
@@ -198,6 +208,7 @@ pub mod runners;
 pub mod selector_events;
 pub mod server;
 pub mod streams;
+pub mod subprocess;
 pub mod taskgroups;
 pub mod tasks;
 pub mod threads;
@@ -208,6 +219,7 @@ pub mod unix_events;
 mod waker;
 
 pub use base_events::{EventLoop, ThreadsafeHandle};
+pub use base_subprocess::{SubprocessOptions, SubprocessProtocol, SubprocessTransport};
 pub use clock::TestClock;
 pub use events::{get_running_loop, ExceptionContext, Handle, TimerHandle};
 pub use exceptions::{Error, Result};
@@ -220,6 +232,7 @@ pub use tasks::{
     all_tasks, create_task, current_task, sleep, yield_now, Sleep, Task, TaskFactory, TaskRef,
 };
 pub use threads::to_thread;
+pub use subprocess::{create_subprocess_exec, create_subprocess_shell, Process};
 pub use timeouts::{timeout, timeout_at, wait_for, Timeout};
 pub use unix_events::{signal, wait_for_signal};
 
@@ -288,4 +301,6 @@ pub mod book {
     pub mod ch11_performance {}
     #[doc = include_str!("../docs/12-unix-events.md")]
     pub mod ch12_unix_events {}
+    #[doc = include_str!("../docs/13-subprocesses.md")]
+    pub mod ch13_subprocesses {}
 }

@@ -52,6 +52,8 @@ pub enum ExtraInfo {
     Address(Address),
     /// `"socket"`: the raw fd of the transport's socket (it stays owned by the transport).
     Socket(RawFd),
+    /// `"pipe"`: the raw fd of a pipe transport's pipe (it stays owned by the transport).
+    Pipe(RawFd),
 }
 
 /// What every transport can do (asyncio's `BaseTransport`).

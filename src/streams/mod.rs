@@ -53,10 +53,12 @@
 //! server can still answer. Closing is always the writer's job.
 
 mod buffer;
+mod pipes;
 mod protocol;
 mod reader;
 mod writer;
 
+pub use pipes::{open_read_pipe, open_read_pipe_with, open_write_pipe, stdin_reader};
 pub use protocol::StreamReaderProtocol;
 pub use reader::{StreamReader, DEFAULT_LIMIT};
 pub use writer::StreamWriter;

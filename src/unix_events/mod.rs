@@ -16,6 +16,8 @@
 pub mod signals;
 
 pub use signals::{signal, wait_for_signal};
+pub(crate) mod child_watcher;
+pub(crate) mod pipes;
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
