@@ -228,11 +228,11 @@ pub use locks::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, Semaphore, SemaphorePermit,
 };
 pub use runners::run;
+pub use subprocess::{create_subprocess_exec, create_subprocess_shell, Process};
 pub use tasks::{
     all_tasks, create_task, current_task, sleep, yield_now, Sleep, Task, TaskFactory, TaskRef,
 };
 pub use threads::to_thread;
-pub use subprocess::{create_subprocess_exec, create_subprocess_shell, Process};
 pub use timeouts::{timeout, timeout_at, wait_for, Timeout};
 pub use unix_events::{signal, wait_for_signal};
 
