@@ -37,6 +37,7 @@
 //! | [`base_events`] | `base_events.py` | [`EventLoop`] and one iteration of it (`_run_once`) |
 //! | [`selector_events`] | `selector_events.py` | mio registrations, `add_reader` / `add_writer` |
 //! | [`executor`] | `concurrent/futures/thread.py` | `run_in_executor`, `getaddrinfo` |
+//! | [`coop`] | (none: tokio's `coop`) | the cooperative budget: [`coop::unconstrained`], [`coop::consume_budget`] |
 //! | [`clock`] | `test_asyncio/utils.py` (`TestLoop`) | [`TestClock`], a virtual clock for tests |
 //! | [`futures`] | `futures.py` | [`Future`] |
 //! | [`tasks`] | `tasks.py` | [`Task`], [`create_task`], [`sleep`], [`current_task`], [`gather`], [`shield`], [`wait`], [`as_completed`] |
@@ -96,6 +97,7 @@
 //! | `put_nowait` raises `QueueFull` / `QueueShutDown` | returns [`PutNowaitError`]`::{Full, ShutDown}` holding the item (`put` returns [`PutError`]); both convert into [`Error::QueueFull`] / [`Error::QueueShutDown`] | the item was moved into the call: an error without it would drop it |
 //! | `Queue(maxsize)`, any `maxsize <= 0` is unbounded | `maxsize: usize`, `0` is unbounded | no negative sizes |
 //! | `PriorityQueue`, `LifoQueue` subclass `Queue` and override `_put` / `_get` | one [`GenericQueue`] over a [`queues::Storage`]; [`Queue`], [`LifoQueue`], [`PriorityQueue`] are type aliases | generics instead of subclasses |
+//! | a coroutine whose reads find data buffered never suspends, and keeps the thread until the buffer runs dry | each task step has a budget of 128 ready stream operations (reads, `drain`); when it is spent the operation yields once (wake, `Pending`); opt out with [`coop::unconstrained`] | one busy connection must not freeze the others (tokio's `coop`) |
 //! | TLS (`ssl=`, `start_tls`) | not provided | the crate depends on mio, slab and log only |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
@@ -114,6 +116,7 @@
 
 pub mod base_events;
 pub mod clock;
+pub mod coop;
 pub mod events;
 pub mod exceptions;
 pub mod executor;

@@ -302,6 +302,8 @@ impl<T: 'static> TaskRun for TaskCell<T> {
         let prev = lp.current_task.replace(Some(self.clone()));
         let waker = h.waker(lp);
         let polled = {
+            // A full cooperative budget for this step (`coop.rs`), dropped with it.
+            let _budget = crate::coop::StepBudget::start();
             let mut stage = self.stage.borrow_mut();
             match &mut *stage {
                 Stage::Running(fut) => {

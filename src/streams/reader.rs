@@ -213,6 +213,7 @@ impl ReaderInner {
         cx: &mut Context<'_>,
         attempt: impl FnOnce(&mut ReaderState, usize) -> Option<Result<T>>,
     ) -> Poll<Result<T>> {
+        std::task::ready!(crate::coop::poll_proceed(cx)); // the cooperative budget
         let flow;
         let out = {
             let mut st = self.state.borrow_mut();

@@ -115,9 +115,13 @@ impl StreamWriter {
     ///    until it drains to the low-water mark (16 KiB), or the connection ends
     ///    (then `Ok` for a clean close, its error otherwise).
     ///
+    /// First it spends one unit of the task's cooperative budget ([`crate::coop`]):
+    /// a task that drained ready many times in one step yields to the loop once.
+    ///
     /// `drain` does **not** wait for the buffer to be empty. Any number of tasks may
     /// drain at once. Cancel-safe.
     pub async fn drain(&self) -> Result<()> {
+        crate::coop::consume_budget().await; // the cooperative budget
         if let Some(e) = self.protocol.reader_exception() {
             return Err(e);
         }
