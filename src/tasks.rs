@@ -225,7 +225,7 @@ fn report_unretrieved(lp: Option<Rc<Inner>>, name: String, e: &Error) {
     };
     match lp {
         Some(lp) if !lp.is_closed() => lp.call_exception_handler(ctx),
-        _ => log::error!(target: "asyncio", "{}", ctx.render()),
+        _ => crate::base_events::default_exception_handler(&ctx),
     }
 }
 
