@@ -94,10 +94,10 @@ fn child() {
         // is accepted with the freed descriptor. Each one served then leaves too, which
         // lets the next one in: one departure, one accept, no timer.
         drop(first);
-        for i in 0..3 {
+        for (i, client) in pending.iter_mut().enumerate() {
             let p = acc.nth(i + 1).await;
             p.wait_bytes(format!("pending {i}").len()).await;
-            pending[i].take();
+            client.take();
         }
         assert_eq!(acc.len(), 4);
         set_soft_nofile(original);
