@@ -10,6 +10,10 @@
 //!   before it looks at its buffer: every [`StreamReader`] read (`read`, `read_with`,
 //!   `read_to_end`, `readline`, `next_line`, `readuntil`, `readuntil_any`,
 //!   `readexactly`) and every [`StreamWriter::drain`];
+//! - every [`StreamWriter::write`] / [`StreamWriter::writelines`] spends one unit too,
+//!   but never yields (it is not `async`): a task that writes many times per read (a
+//!   chat relay writes each line to every member) yields after fewer reads, because
+//!   the work of a step is counted, not only its reads;
 //! - when the budget is spent, the operation wakes its own task and returns
 //!   `Pending`: the task goes to the back of the ready queue, the loop polls for I/O,
 //!   fires due timers and runs the other ready tasks, and the operation is tried again
@@ -46,6 +50,8 @@
 //!
 //! [`StreamReader`]: crate::StreamReader
 //! [`StreamWriter::drain`]: crate::StreamWriter::drain
+//! [`StreamWriter::write`]: crate::StreamWriter::write
+//! [`StreamWriter::writelines`]: crate::StreamWriter::writelines
 
 use std::cell::Cell;
 use std::fmt;
@@ -101,6 +107,18 @@ pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
             Poll::Ready(())
         }
     })
+}
+
+/// Spend one unit without yielding (for work that cannot wait, such as
+/// [`StreamWriter::write`](crate::StreamWriter::write)): the task yields at its next
+/// read or `drain` once the budget is spent. Saturates at zero.
+#[inline]
+pub(crate) fn spend() {
+    LEFT.with(|b| {
+        if let Some(n) = b.get() {
+            b.set(Some(n.saturating_sub(1)));
+        }
+    });
 }
 
 /// Whether the current step has budget left (always `true` outside a task step and
@@ -198,6 +216,17 @@ mod tests {
             assert!(poll_proceed(&mut cx).is_ready());
         }
         assert!(has_budget_remaining());
+    }
+
+    #[test]
+    fn spend_counts_without_yielding_and_saturates() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let _b = StepBudget::start();
+        for _ in 0..BUDGET as usize + 10 {
+            spend();
+        }
+        assert!(!has_budget_remaining());
+        assert!(poll_proceed(&mut cx).is_pending());
     }
 
     #[test]

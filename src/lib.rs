@@ -97,7 +97,7 @@
 //! | `put_nowait` raises `QueueFull` / `QueueShutDown` | returns [`PutNowaitError`]`::{Full, ShutDown}` holding the item (`put` returns [`PutError`]); both convert into [`Error::QueueFull`] / [`Error::QueueShutDown`] | the item was moved into the call: an error without it would drop it |
 //! | `Queue(maxsize)`, any `maxsize <= 0` is unbounded | `maxsize: usize`, `0` is unbounded | no negative sizes |
 //! | `PriorityQueue`, `LifoQueue` subclass `Queue` and override `_put` / `_get` | one [`GenericQueue`] over a [`queues::Storage`]; [`Queue`], [`LifoQueue`], [`PriorityQueue`] are type aliases | generics instead of subclasses |
-//! | a coroutine whose reads find data buffered never suspends, and keeps the thread until the buffer runs dry | each task step has a budget of 128 ready stream operations (reads, `drain`); when it is spent the operation yields once (wake, `Pending`); opt out with [`coop::unconstrained`] | one busy connection must not freeze the others (tokio's `coop`) |
+//! | a coroutine whose reads find data buffered never suspends, and keeps the thread until the buffer runs dry | each task step has a budget of 128 stream operations (reads, `drain`, and writes, which spend but never yield); when it is spent the next read or `drain` yields once (wake, `Pending`); opt out with [`coop::unconstrained`] | one busy connection must not freeze the others (tokio's `coop`) |
 //! | TLS (`ssl=`, `start_tls`) | not provided | the crate depends on mio, slab and log only |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!

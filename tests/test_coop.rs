@@ -232,3 +232,52 @@ fn a_write_and_drain_loop_lets_another_connection_be_served() {
         sw2.close();
     });
 }
+
+/// Writes spend budget without yielding: a relay that writes each line it reads to 9
+/// receivers yields after about `BUDGET / 10` lines, not after `BUDGET` lines.
+#[test]
+fn writes_spend_budget_so_a_fan_out_relay_yields_sooner() {
+    run(async {
+        let (_server, (_r, w), (mut peer_r, peer_w)) = connected(1 << 20).await;
+        const N: usize = 1000;
+        let sink = asyncio::create_task(async move {
+            let mut n = 0;
+            while n < N * 9 * 5 {
+                n += peer_r.read(1 << 16).await.unwrap().len();
+            }
+            peer_w.close();
+        });
+        let ticks = Rc::new(Cell::new(0usize));
+        let done = Rc::new(Cell::new(false));
+        let (t, d) = (ticks.clone(), done.clone());
+        let ticker = asyncio::create_task(async move {
+            while !d.get() {
+                t.set(t.get() + 1);
+                asyncio::yield_now().await;
+            }
+        });
+        let mut lines = reader_with_lines(N);
+        let mut per_step: Vec<(usize, usize)> = Vec::new();
+        while let Some(line) = lines.next_line().await {
+            let line = line.unwrap();
+            for _ in 0..9 {
+                w.write(&line).unwrap();
+            }
+            match per_step.last_mut() {
+                Some((tick, n)) if *tick == ticks.get() => *n += 1,
+                _ => per_step.push((ticks.get(), 1)),
+            }
+        }
+        done.set(true);
+        let most = per_step.iter().map(|g| g.1).max().unwrap();
+        // One read and nine writes per line: 10 units.
+        assert!(
+            most <= BUDGET as usize / 10 + 1,
+            "{most} lines relayed in one step"
+        );
+        assert_eq!(per_step.iter().map(|g| g.1).sum::<usize>(), N);
+        ticker.await.unwrap();
+        sink.await.unwrap();
+        w.close();
+    });
+}

@@ -60,14 +60,19 @@ impl StreamWriter {
     /// (they surface in `drain`, reads and `wait_closed`). Empty data is a no-op.
     /// After the connection is lost the data is dropped (logged from the fifth such
     /// write). Errors with `"Cannot call write() after write_eof()"`.
+    ///
+    /// Spends one unit of the task's cooperative budget ([`crate::coop`]) but never
+    /// yields: a task that wrote a lot in one step yields at its next read or `drain`.
     #[inline]
     pub fn write(&self, data: &[u8]) -> Result<()> {
+        crate::coop::spend(); // the cooperative budget
         self.transport.write(data)
     }
 
     /// Send several buffers in order, in one vectored write when possible (asyncio's
-    /// `writelines()`); the same rules as [`StreamWriter::write`].
+    /// `writelines()`); the same rules as [`StreamWriter::write`] (one unit of budget).
     pub fn writelines(&self, bufs: &[&[u8]]) -> Result<()> {
+        crate::coop::spend(); // the cooperative budget
         self.transport.writelines(bufs)
     }
 
