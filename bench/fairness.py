@@ -320,6 +320,8 @@ def main():
         log(f"{name}: worst {ms(r['worst'])} ms, p99 {ms(r['p99'])} ms, {r['rate']:,.0f} lines/s")
         rows.append(r)
     load_after = os.getloadavg()
+    if not rows:
+        sys.exit("no server could be measured")
     text = table(rows, args)
     print(text)
     if args.no_docs:
