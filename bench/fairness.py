@@ -345,6 +345,11 @@ The servers are written the same way: examples/07_chat_server.rs (this crate, wh
 fairness comes from its cooperative budget, `asyncio::coop`),
 bench/src/bin/tokio_chat.rs (tokio current_thread + LocalSet, tokio's budget),
 bench/py/asyncio_chat.py (CPython {platform.python_version()}, no budget).
+The tokio peer queues each relayed line for every member and a writer task per
+member sends what is queued in one `write_all` (tokio has no transport buffer);
+the crate and CPython call `writer.write(line)` per member, and a write to an empty
+transport buffer is a `send` system call at once (asyncio's rule): that, not the
+scheduling, is the gap in lines per CPU-second.
 
 Machine: {os.cpu_count()} CPUs, load average {load_before[0]:.1f} before and
 {load_after[0]:.1f} after the run (other jobs share the machine: the delays include
