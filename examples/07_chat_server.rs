@@ -26,6 +26,16 @@
 //! never reads, `alice` floods the room, `bob` receives every line while `mallory` is
 //! dropped.
 //!
+//! **A fast client must not stall the others either.** A client that sends thousands
+//! of lines at once fills its reader, and `next_line()` then returns without
+//! suspending while a line is buffered: in asyncio such a relay loop keeps the thread
+//! until that buffer runs dry. Here the crate's cooperative budget (`asyncio::coop`,
+//! docs/08-streams.md) makes the loop yield after 128 ready reads in one step, so
+//! every other client, the accept loop and the timers get their turn; the relay loop
+//! needs no code for it. Without a budget (asyncio, or inside
+//! `asyncio::coop::unconstrained`) the fair way is an explicit yield every so many
+//! lines; see the comment in `handle_client`.
+//!
 //! The pain it ends on: none left in this series. The next questions (timeouts for
 //! idle clients, a limit on the number of clients, TLS) are built from the same
 //! pieces: `wait_for`, `Server::client_count`, and a transport of another kind.
@@ -177,6 +187,14 @@ async fn handle_client(
     };
     let name = clean_name(&first?);
     let id = room.join(name.clone(), writer.clone());
+    // Fairness: `next_line()` spends the task's cooperative budget, so a member who
+    // floods the room yields to the others every 128 lines. Without the budget (in
+    // asyncio, or inside `asyncio::coop::unconstrained`), yield by hand instead:
+    //
+    //     relayed += 1;
+    //     if relayed % 64 == 0 {
+    //         asyncio::yield_now().await; // `await asyncio.sleep(0)`
+    //     }
     while let Some(line) = reader.next_line().await {
         match line {
             Ok(line) => {

@@ -450,7 +450,12 @@ impl EventLoop {
     }
 
     /// The default handler (asyncio's `default_exception_handler()`): logs the context
-    /// with `log::error!` under the target `asyncio`. Never panics.
+    /// with `log::error!` under the target `asyncio`. When no `log` logger is installed
+    /// (`log::max_level()` is `Off`, `log`'s state until a logger sets a level) the
+    /// report would vanish, so it is written to stderr instead, once, with its context
+    /// (message, exception, task / transport / protocol fields), as CPython's logging
+    /// does by default. Set a handler with [`EventLoop::set_exception_handler`] to send
+    /// reports elsewhere. Never panics (a closed stderr is ignored).
     pub fn default_exception_handler(&self, context: &ExceptionContext) {
         default_exception_handler(context);
     }
@@ -487,8 +492,18 @@ impl EventLoop {
     }
 }
 
-fn default_exception_handler(context: &ExceptionContext) {
-    log::error!(target: "asyncio", "{}", context.render());
+/// See [`EventLoop::default_exception_handler`]: `log::error!`, or stderr when no
+/// logger is installed.
+pub(crate) fn default_exception_handler(context: &ExceptionContext) {
+    if log::max_level() == log::LevelFilter::Off {
+        use std::io::Write;
+        let text = format!("asyncio: {}\n", context.render());
+        // One write of the whole report (no interleaving with other writers' lines);
+        // a closed or full stderr is not worth a panic.
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    } else {
+        log::error!(target: "asyncio", "{}", context.render());
+    }
 }
 
 impl Inner {

@@ -261,7 +261,7 @@ impl<T> Drop for Shared<T> {
             };
             match self.lp.upgrade() {
                 Some(lp) if !lp.is_closed() => lp.call_exception_handler(ctx),
-                _ => log::error!(target: "asyncio", "{}", ctx.render()),
+                _ => crate::base_events::default_exception_handler(&ctx),
             }
         }
     }

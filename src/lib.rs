@@ -84,6 +84,7 @@
 //! | [`base_events`] | `base_events.py` | [`EventLoop`] and one iteration of it (`_run_once`) |
 //! | [`selector_events`] | `selector_events.py` | mio registrations, `add_reader` / `add_writer` |
 //! | [`executor`] | `concurrent/futures/thread.py` | `run_in_executor`, `getaddrinfo` |
+//! | [`coop`] | (none: tokio's `coop`) | the cooperative budget: [`coop::unconstrained`], [`coop::consume_budget`] |
 //! | [`clock`] | `test_asyncio/utils.py` (`TestLoop`) | [`TestClock`], a virtual clock for tests |
 //! | [`futures`] | `futures.py` | [`Future`] |
 //! | [`tasks`] | `tasks.py` | [`Task`], [`create_task`], [`sleep`], [`current_task`], [`gather`](fn@gather), [`gather!`], [`shield`], [`wait`], [`as_completed`] |
@@ -164,6 +165,7 @@
 //! | `send_signal(sig)` calls `os.kill` | `SIGKILL` through std's `Child::kill`; other signals through the `kill` utility (`sh -c 'kill -SIG PID'`, a short blocking spawn) | sending a signal needs `libc::kill`, i.e. `unsafe` |
 //! | a garbage-collected `Process` leaves its pipes to the transport | dropping a [`Process`] closes the stdout / stderr pipes it still holds (not the child: it is never killed, and is reaped when it exits) | no reader is left, and a child writing on would block on a full pipe for ever |
 //! | `communicate(input)` returns `(stdout, stderr)` bytes or `None` | returns `(Option<Vec<u8>>, Option<Vec<u8>>)` | typed |
+//! | a coroutine whose reads find data buffered never suspends, and keeps the thread until the buffer runs dry | each task step has a budget of 128 stream operations (reads, `drain`, and writes, which spend but never yield); when it is spent the next read or `drain` yields once (wake, `Pending`); opt out with [`coop::unconstrained`] | one busy connection must not freeze the others (tokio's `coop`) |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
 //! ## Not implemented yet
@@ -197,6 +199,7 @@
 pub mod base_events;
 pub mod base_subprocess;
 pub mod clock;
+pub mod coop;
 pub mod events;
 pub mod exceptions;
 pub mod executor;

@@ -231,7 +231,7 @@ fn report_unretrieved(lp: Option<Rc<Inner>>, name: String, e: &Error) {
     };
     match lp {
         Some(lp) if !lp.is_closed() => lp.call_exception_handler(ctx),
-        _ => log::error!(target: "asyncio", "{}", ctx.render()),
+        _ => crate::base_events::default_exception_handler(&ctx),
     }
 }
 
@@ -308,6 +308,8 @@ impl<T: 'static> TaskRun for TaskCell<T> {
         let prev = lp.current_task.replace(Some(self.clone()));
         let waker = h.waker(lp);
         let polled = {
+            // A full cooperative budget for this step (`coop.rs`), dropped with it.
+            let _budget = crate::coop::StepBudget::start();
             let mut stage = self.stage.borrow_mut();
             match &mut *stage {
                 Stage::Running(fut) => {

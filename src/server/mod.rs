@@ -142,6 +142,8 @@ struct Listener {
     /// An accept round is queued (after `backlog` accepts): readiness events leave
     /// accepting to it, so one listener never has two rounds per iteration.
     round_queued: Cell<bool>,
+    /// A re-arm after a client left is queued (see [`ServerInner::detach`]).
+    rearm_queued: Cell<bool>,
 }
 
 pub(crate) struct ServerInner {
@@ -166,7 +168,11 @@ impl ServerInner {
         self.clients.borrow_mut().insert(t)
     }
 
-    /// A client transport called `connection_lost` (asyncio's `_detach`).
+    /// A client transport called `connection_lost` (asyncio's `_detach`). Its socket
+    /// is closed by now: a listener that stopped for lack of descriptors is re-armed
+    /// at once (next iteration) instead of waiting for its retry timer, so a server
+    /// that ran out of descriptors serves again as soon as one of its clients leaves,
+    /// even if the connections queued meanwhile need several rounds.
     pub(crate) fn detach(&self, key: usize) {
         let empty = {
             let mut c = self.clients.borrow_mut();
@@ -175,6 +181,11 @@ impl ServerInner {
         };
         if empty && self.closed.get() {
             self.wakeup();
+        }
+        if self.serving.get() && !self.closed.get() {
+            for l in self.listeners.borrow().iter() {
+                l.rearm_soon(&self.lp);
+            }
         }
     }
 
@@ -268,7 +279,32 @@ impl Listener {
             server: RefCell::new(None),
             starved: Cell::new(false),
             round_queued: Cell::new(false),
+            rearm_queued: Cell::new(false),
         })
+    }
+
+    /// A descriptor was freed: if this listener stopped watching for lack of them,
+    /// watch again on the next iteration (once, however many clients left).
+    fn rearm_soon(self: &Rc<Self>, lp: &EventLoop) {
+        if !self.starved.get() || self.token.get().is_some() || self.rearm_queued.replace(true) {
+            return;
+        }
+        let me = self.clone();
+        lp.inner.call_soon_internal(move || {
+            me.rearm_queued.set(false);
+            let Some(server) = me.server.borrow().clone() else {
+                return;
+            };
+            if server.closed.get() || !server.serving.get() || me.token.get().is_some() {
+                return;
+            }
+            log::debug!(target: "asyncio", "a client left: accepting again on {}", me.describe());
+            if let Err(e) = me.watch(&server.lp) {
+                let ctx = ExceptionContext::new("cannot watch the listening socket again")
+                    .with_exception(e);
+                server.lp.call_exception_handler(ctx);
+            }
+        });
     }
 
     /// Register with the loop (edge-triggered: connections already pending are

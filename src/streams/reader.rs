@@ -244,6 +244,7 @@ impl ReaderInner {
         consumes: bool,
         attempt: impl FnOnce(&mut ReaderState, usize, bool) -> Option<Result<T>>,
     ) -> Poll<Result<T>> {
+        std::task::ready!(crate::coop::poll_proceed(cx)); // the cooperative budget
         let flow;
         let out = {
             let mut st = self.state.borrow_mut();

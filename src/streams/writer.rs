@@ -61,14 +61,19 @@ impl StreamWriter {
     /// (they surface in `drain`, reads and `wait_closed`). Empty data is a no-op.
     /// After the connection is lost the data is dropped (logged from the fifth such
     /// write). Errors with `"Cannot call write() after write_eof()"`.
+    ///
+    /// Spends one unit of the task's cooperative budget ([`crate::coop`]) but never
+    /// yields: a task that wrote a lot in one step yields at its next read or `drain`.
     #[inline]
     pub fn write(&self, data: &[u8]) -> Result<()> {
+        crate::coop::spend(); // the cooperative budget
         self.transport.write(data)
     }
 
     /// Send several buffers in order, in one vectored write when possible (asyncio's
-    /// `writelines()`); the same rules as [`StreamWriter::write`].
+    /// `writelines()`); the same rules as [`StreamWriter::write`] (one unit of budget).
     pub fn writelines(&self, bufs: &[&[u8]]) -> Result<()> {
+        crate::coop::spend(); // the cooperative budget
         self.transport.writelines(bufs)
     }
 
@@ -116,9 +121,13 @@ impl StreamWriter {
     ///    until it drains to the low-water mark (16 KiB), or the connection ends
     ///    (then `Ok` for a clean close, its error otherwise).
     ///
+    /// First it spends one unit of the task's cooperative budget ([`crate::coop`]):
+    /// a task that drained ready many times in one step yields to the loop once.
+    ///
     /// `drain` does **not** wait for the buffer to be empty. Any number of tasks may
     /// drain at once. Cancel-safe.
     pub async fn drain(&self) -> Result<()> {
+        crate::coop::consume_budget().await; // the cooperative budget
         if let Some(e) = self.protocol.reader_exception() {
             return Err(e);
         }
