@@ -26,11 +26,12 @@
 //! - **Zero only what is lent.** The `Vec`'s length is the part a transport may read
 //!   into; it is extended (zeroed) only as far as the room lent, never over the whole
 //!   capacity, so capacity the transport never touched never becomes resident.
-//! - **Lend what is there.** The room lent for one read is what the storage has spare
-//!   (up to twice the last read when it filled its room, at most 256 KiB); the storage
-//!   grows only when less than 4 KiB is spare.
-//! - **Shrink after a large read.** A buffer over 64 KiB that a read leaves holding
-//!   under a quarter of its storage moves the rest into a right-sized buffer.
+//! - **Lend what is there.** The room lent for one read is the spare storage already
+//!   initialized (a pooled buffer's, up to 256 KiB), or else as much of the reserved
+//!   spare as is wanted (4 KiB, or twice the last read when it filled its room, at
+//!   most 256 KiB); the storage grows only when less than 4 KiB is spare.
+//! - **Shrink what is mostly consumed.** A buffer over 64 KiB consumed down to under a
+//!   quarter of its storage moves the rest into a right-sized buffer.
 
 use std::cell::RefCell;
 
@@ -266,9 +267,10 @@ impl ByteBuf {
 
     /// Room to read into (the zero-copy path: `get_buffer`). What the storage has
     /// spare, at most the wanted size: 4 KiB, or twice the last room (up to 256 KiB)
-    /// when the last read filled it. The storage grows only when less than 4 KiB is
-    /// spare. Never more than 256 KiB (asyncio's `max_size`): one read must not
-    /// overshoot the reader's pause threshold by more than that.
+    /// when the last read filled it; or more if that much room is initialized already
+    /// (a pooled buffer). The storage grows only when less than 4 KiB is spare. Never
+    /// more than 256 KiB (asyncio's `max_size`): one read must not overshoot the
+    /// reader's pause threshold by more than that.
     pub(crate) fn room(&mut self) -> &mut [u8] {
         let want = if self.filled {
             (self.lent * 2).clamp(MIN_ROOM, MAX_ROOM)
@@ -280,7 +282,10 @@ impl ByteBuf {
         } else {
             self.reserve(MIN_ROOM);
         }
-        let end = self.data.capacity().min(self.end + want);
+        // Room already initialized costs nothing more to lend: all of it, up to
+        // 256 KiB. Beyond it, only `want` bytes are zeroed and lent.
+        let initialized = self.data.len().min(self.end + MAX_ROOM);
+        let end = self.data.capacity().min(self.end + want).max(initialized);
         if self.data.len() < end {
             self.data.resize(end, 0);
         }
