@@ -99,6 +99,8 @@ const MAX_BODY: usize = 1 << 20;
 const HEAD_LIMIT: usize = 32 * 1024;
 /// Responses are sent (and drained) once this many bytes are collected.
 const OUT_BATCH: usize = 8 * 1024;
+/// The longest response `respond` appends.
+const MAX_RESPONSE: usize = 256;
 /// The transport's write buffer high-water mark: `drain()` waits above it.
 const WRITE_HIGH: usize = 16 * 1024;
 /// The capacity of the response buffer kept while a connection is busy.
@@ -108,7 +110,7 @@ const OUT_INITIAL: usize = 1024;
 /// buffered and the server is not asking for more.
 const READER_LIMIT: usize = 8 * 1024;
 /// The most bytes taken from the reader at once.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 8 * 1024;
 /// The capacity of the request buffer kept between requests.
 const PENDING_KEEP: usize = 1024;
 
@@ -446,13 +448,13 @@ async fn serve_requests(
                 break;
             }
         }
+        if out.len() + MAX_RESPONSE > OUT_BATCH {
+            // A long pipeline: send this batch, and wait if the client is not reading.
+            flush(writer, &mut out).await?;
+        }
         respond(&mut out, &req);
         if !req.keep_alive {
             break;
-        }
-        if out.len() >= OUT_BATCH {
-            // A long pipeline: send this batch, and wait if the client is not reading.
-            flush(writer, &mut out).await?;
         }
     }
     flush(writer, &mut out).await

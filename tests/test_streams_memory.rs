@@ -205,3 +205,30 @@ fn held_bytes_survive_growth_and_shrinking_in_order() {
     })
     .unwrap();
 }
+
+#[test]
+fn a_large_pooled_buffer_partly_filled_is_fitted_to_the_bytes_held() {
+    // A large buffer goes to this thread's pool when its bytes are read.
+    let (mut big, bp) = pair();
+    Protocol::data_received(&*bp, &vec![b'x'; 600_000]);
+    asyncio::run(async move {
+        assert_eq!(big.read(MIB).await.unwrap().len(), 600_000);
+    })
+    .unwrap();
+    // The next reader's read gets it, with a large room; a short read of 100 KB
+    // leaves the bytes resting there: the storage is fitted to them.
+    let (r, p) = pair();
+    let lent = {
+        let mut room = BufferedProtocol::get_buffer(&*p, 0);
+        assert!(
+            room.len() > 100_000,
+            "the pooled buffer's room is lent whole"
+        );
+        room[..100_000].fill(b'b');
+        room.len()
+    };
+    assert!(lent > 100_000);
+    BufferedProtocol::buffer_updated(&*p, 100_000);
+    assert_eq!(r.buffered(), 100_000);
+    assert_ratio(&r, "after a short read into a pooled buffer");
+}

@@ -115,6 +115,14 @@ fn responses() {
         &req("HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap(),
     );
     assert!(out.ends_with(b"Connection: keep-alive\r\n\r\n"));
+    for head in [
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    ] {
+        out.clear();
+        respond(&mut out, &req(head).unwrap());
+        assert!(out.len() <= MAX_RESPONSE, "a batch is bounded by OUT_BATCH");
+    }
 }
 
 #[test]

@@ -15,9 +15,6 @@
 //!   (no zeroing, no system call). An idle connection holds no read buffer at all.
 //! - **Small first.** A fresh buffer is 4 KiB, the room lent to a connection's first
 //!   read; a small request head held while its sender dawdles costs 4 KiB, not 16.
-//!   A read that drains the socket and leaves a small partial message (under 4 KiB)
-//!   in a large pooled buffer moves it to a small one, so the large one goes back to
-//!   the pool while the rest of the message is awaited.
 //! - **Grow by a quarter above 32 KiB.** Below 32 KiB the storage doubles; above, it
 //!   grows by a quarter of the bytes it holds (as a `Vec`'s capacity, reserved
 //!   exactly). So a reader holding more than 64 KiB (a long line, a large body read
@@ -29,7 +26,11 @@
 //! - **Lend what is there.** The room lent for one read is the spare storage already
 //!   initialized (a pooled buffer's, up to 256 KiB), or else as much of the reserved
 //!   spare as is wanted (4 KiB, or twice the last read when it filled its room, at
-//!   most 256 KiB); the storage grows only when less than 4 KiB is spare.
+//!   most 256 KiB); the storage grows only when less than 4 KiB is spare, so fresh
+//!   storage grows with the bytes held, not with the size of the last read.
+//! - **Fit what rests.** After a read that drained the socket, a small partial
+//!   message (under 4 KiB) in a large pooled buffer moves to a small one, and more
+//!   than 64 KiB held in storage over 1.25 times its size is shrunk in place.
 //! - **Shrink what is mostly consumed.** A buffer over 64 KiB consumed down to under a
 //!   quarter of its storage moves the rest into a right-sized buffer.
 
@@ -278,7 +279,9 @@ impl ByteBuf {
             MIN_ROOM
         };
         if self.data.capacity() == 0 {
-            self.data = acquire(want);
+            // A pooled buffer lends all its initialized room below; fresh storage
+            // starts small and grows with the bytes held, whatever the last read was.
+            self.data = acquire(MIN_ROOM);
         } else {
             self.reserve(MIN_ROOM);
         }
@@ -300,11 +303,24 @@ impl ByteBuf {
         self.end += n;
         if self.start == self.end {
             self.clear();
-        } else if !self.filled && self.len() < MIN_ROOM && self.data.capacity() > 2 * INITIAL {
-            // The read drained the socket and left a small partial message (a request
-            // head still coming, say): keep it in small storage until the rest comes,
-            // and give the large one back.
+        } else if !self.filled {
+            self.fit();
+        }
+    }
+
+    /// After a read that drained the socket: the bytes may rest here a while (the
+    /// rest of a message is awaited), so make the storage fit them. A small partial
+    /// message (a request head still coming, say) moves to small storage and the
+    /// large one goes back to the pool; more than 64 KiB held in storage over 1.25
+    /// times that size (a large pooled buffer partly filled) is shrunk in place, which
+    /// the allocator does without a copy.
+    fn fit(&mut self) {
+        let (len, cap) = (self.len(), self.data.capacity());
+        if len < MIN_ROOM && cap > 2 * INITIAL {
             self.shrink();
+        } else if self.start == 0 && len > 2 * DOUBLING_MAX && cap * 4 > len * 5 {
+            self.data.truncate(self.end);
+            self.data.shrink_to(self.end + self.end / 4);
         }
     }
 
@@ -480,6 +496,22 @@ mod tests {
         }
         assert!(b.allocated() > cap);
         assert_eq!(&b.as_slice()[..3], b"abc");
+    }
+
+    #[test]
+    fn fresh_storage_starts_small_whatever_the_last_read() {
+        // A thread of its own: an empty pool.
+        std::thread::spawn(|| {
+            let mut b = ByteBuf {
+                lent: 128 * 1024,
+                filled: true,
+                ..ByteBuf::default()
+            };
+            assert_eq!(b.room().len(), MIN_ROOM);
+            assert_eq!(b.allocated(), INITIAL);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
