@@ -5,23 +5,49 @@
 //! (`del buf[:n]`), which moves every remaining byte on each read. [`ByteBuf`] is a
 //! `Vec<u8>` with a read offset instead: consuming is `start += n`, O(1); the live
 //! bytes are moved to the front only when room is needed at the back and the consumed
-//! prefix is at least as large as what is left (so every byte is moved at most once
-//! on average).
+//! prefix is at least a quarter of what is left (so every consumed byte pays for at
+//! most four bytes moved).
 //!
-//! Memory: a buffer owns no allocation while it is empty. When a read empties it, its
-//! storage goes back to a small per-thread pool, and the next data takes a buffer from
-//! that pool (no zeroing, no system call). An idle connection therefore holds no read
-//! buffer at all, whatever traffic it had before.
+//! # Memory: storage tracks the bytes held
+//!
+//! - **Nothing held, nothing owned.** When a read empties the buffer, its storage goes
+//!   back to a small per-thread pool, and the next data takes a buffer from that pool
+//!   (no zeroing, no system call). An idle connection holds no read buffer at all.
+//! - **Small first.** A fresh buffer is 4 KiB, the room lent to a connection's first
+//!   read; a small request head held while its sender dawdles costs 4 KiB, not 16.
+//! - **Grow by a quarter above 32 KiB.** Below 32 KiB the storage doubles; above, it
+//!   grows by a quarter of the bytes it holds (as a `Vec`'s capacity, reserved
+//!   exactly). So a reader holding more than 64 KiB (a long line, a large body read
+//!   with `readexactly`) owns at most 1.25 bytes per byte held, where doubling cost up
+//!   to 2.
+//! - **Zero only what is lent.** The `Vec`'s length is the part a transport may read
+//!   into; it is extended (zeroed) only as far as the room lent, never over the whole
+//!   capacity, so capacity the transport never touched never becomes resident.
+//! - **Lend what is there.** The room lent for one read is the spare storage already
+//!   initialized (a pooled buffer's, up to 256 KiB), or else as much of the reserved
+//!   spare as is wanted (4 KiB, or twice the last read when it filled its room, at
+//!   most 256 KiB); the storage grows only when less than 4 KiB is spare, so fresh
+//!   storage grows with the bytes held, not with the size of the last read.
+//! - **Fit what rests.** After a read that drained the socket, a small partial
+//!   message (under 4 KiB) in a large pooled buffer moves to a small one, and more
+//!   than 64 KiB held in storage over 1.25 times its size is shrunk in place.
+//! - **Shrink what is mostly consumed.** A buffer over 64 KiB consumed down to under a
+//!   quarter of its storage moves the rest into a right-sized buffer.
 
 use std::cell::RefCell;
 
 /// The least room lent to a transport for one read.
 const MIN_ROOM: usize = 4 * 1024;
-/// The size of a fresh allocation when the pool is empty.
-const INITIAL: usize = 16 * 1024;
+/// The size of a fresh allocation when the pool is empty (a connection's first read).
+const INITIAL: usize = 4 * 1024;
+/// Below this many bytes stored, the storage doubles when it grows; above, it grows
+/// by a quarter.
+const DOUBLING_MAX: usize = 32 * 1024;
 /// The most room asked for because the previous read filled its room (asyncio reads
 /// at most 256 KiB at once).
 const MAX_ROOM: usize = 256 * 1024;
+/// Storage above this size is shrunk once it holds under a quarter of it.
+const SHRINK_MIN: usize = 64 * 1024;
 /// Buffers larger than this are freed rather than pooled.
 const POOL_MAX_BUFFER: usize = 1024 * 1024;
 /// At most this many bytes sit in one thread's pool.
@@ -32,6 +58,7 @@ const POOL_MAX_COUNT: usize = 1024;
 /// Released read buffers of this thread, reused last-in first-out (cache-warm).
 struct Pool {
     bufs: Vec<Vec<u8>>,
+    /// The capacities of `bufs`, summed.
     bytes: usize,
 }
 
@@ -39,14 +66,15 @@ thread_local! {
     static POOL: RefCell<Pool> = const { RefCell::new(Pool { bufs: Vec::new(), bytes: 0 }) };
 }
 
-/// A buffer from the pool, or a fresh zeroed one of at least `want` bytes.
+/// A buffer from the pool, or a fresh empty one with room for at least `want` bytes
+/// (its length is whatever part of it was already initialized; zero when fresh).
 fn acquire(want: usize) -> Vec<u8> {
     let pooled = POOL
         .try_with(|p| {
             let mut p = p.borrow_mut();
             let v = p.bufs.pop();
             if let Some(v) = &v {
-                p.bytes -= v.len();
+                p.bytes -= v.capacity();
             }
             v
         })
@@ -54,35 +82,41 @@ fn acquire(want: usize) -> Vec<u8> {
         .flatten();
     match pooled {
         Some(mut v) => {
-            if v.len() < want {
-                v.resize(want, 0);
+            if v.capacity() < want {
+                v.reserve_exact(want - v.len());
             }
             v
         }
-        // `vec![0; n]` asks the allocator for zeroed memory: fresh pages come zeroed
-        // from the kernel, so a large buffer is not written twice.
-        None => vec![0; want.max(INITIAL)],
+        None => Vec::with_capacity(want.max(INITIAL)),
     }
 }
 
 /// Give a buffer back to this thread's pool (or free it if the pool is full).
 fn release(v: Vec<u8>) {
-    if v.is_empty() || v.len() > POOL_MAX_BUFFER {
+    if v.capacity() == 0 || v.capacity() > POOL_MAX_BUFFER {
         return;
     }
     let _ = POOL.try_with(|p| {
         let mut p = p.borrow_mut();
-        if p.bufs.len() < POOL_MAX_COUNT && p.bytes + v.len() <= POOL_MAX_BYTES {
-            p.bytes += v.len();
+        if p.bufs.len() < POOL_MAX_COUNT && p.bytes + v.capacity() <= POOL_MAX_BYTES {
+            p.bytes += v.capacity();
             p.bufs.push(v);
         }
     });
 }
 
+/// The capacity to grow to when `end` bytes are stored and `need` more must fit:
+/// double up to [`DOUBLING_MAX`], then a quarter more.
+fn grown(end: usize, need: usize) -> usize {
+    let step = if end < DOUBLING_MAX { end } else { end / 4 };
+    (end + need).max(end + step).max(INITIAL)
+}
+
 /// A FIFO byte buffer: append at the back, consume from the front in O(1).
 ///
 /// `data[start..end]` holds the live bytes; `data[end..]` is initialized room that
-/// a transport can read into ([`ByteBuf::room`] / [`ByteBuf::commit`]).
+/// a transport can read into ([`ByteBuf::room`] / [`ByteBuf::commit`]); the `Vec`'s
+/// spare capacity beyond its length is storage reserved but never written.
 #[derive(Default)]
 pub(crate) struct ByteBuf {
     data: Vec<u8>,
@@ -113,20 +147,34 @@ impl ByteBuf {
         &self.data[self.start..self.end]
     }
 
-    /// Bytes of storage held (live bytes plus room), for tests and `Debug`.
+    /// Bytes of storage held (the `Vec`'s capacity: live bytes, room and reserve), for
+    /// tests and `Debug`.
     pub(crate) fn allocated(&self) -> usize {
-        self.data.len()
+        self.data.capacity()
     }
 
     /// Drop the first `n` live bytes (`n <= len`). An emptied buffer gives its storage
-    /// back to the pool.
+    /// back to the pool; a large one left mostly empty is shrunk.
     #[inline]
     pub(crate) fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.len());
         self.start += n;
         if self.start == self.end {
             self.clear();
+        } else if self.data.capacity() > SHRINK_MIN && self.len() * 4 <= self.data.capacity() {
+            self.shrink();
         }
+    }
+
+    /// Move the live bytes into storage of about their size (a quarter more, at least
+    /// the least room), and give the old storage back to the pool (or free it).
+    fn shrink(&mut self) {
+        let live = self.len();
+        let mut v = acquire_fresh(live + (live / 4).max(MIN_ROOM));
+        v.extend_from_slice(self.as_slice());
+        release(std::mem::replace(&mut self.data, v));
+        self.start = 0;
+        self.end = live;
     }
 
     /// Drop every live byte and give the storage back to the pool.
@@ -141,7 +189,7 @@ impl ByteBuf {
     /// (`BufferedProtocol::buffer_unused`), so an idle connection holds no buffer.
     #[inline]
     pub(crate) fn release_if_empty(&mut self) {
-        if self.is_empty() && !self.data.is_empty() {
+        if self.is_empty() && self.data.capacity() != 0 {
             self.clear();
         }
     }
@@ -158,12 +206,15 @@ impl ByteBuf {
     /// itself (no copy of a big buffer).
     ///
     /// Handing over every buffer would save the copy but cost more: the reader's next
-    /// storage is then a fresh zeroed allocation (as much work as the copy), and with
-    /// many connections the allocator keeps returning the top of its heap to the
-    /// kernel and faulting it back in (measured: 3 page faults and twice tokio's CPU
-    /// per 10 KiB message at 100 connections).
+    /// storage is then a fresh allocation (as much work as the copy), and with many
+    /// connections the allocator keeps returning the top of its heap to the kernel and
+    /// faulting it back in (measured: 3 page faults and twice tokio's CPU per 10 KiB
+    /// message at 100 connections).
     pub(crate) fn take_all(&mut self) -> Vec<u8> {
-        if self.start == 0 && self.data.len() > POOL_MAX_BUFFER && self.end * 2 >= self.data.len() {
+        if self.start == 0
+            && self.data.capacity() > POOL_MAX_BUFFER
+            && self.end * 2 >= self.data.capacity()
+        {
             // Hand over the storage itself: no copy.
             let mut v = std::mem::take(&mut self.data);
             v.truncate(self.end);
@@ -174,26 +225,29 @@ impl ByteBuf {
         self.take_front(n)
     }
 
-    /// Make sure at least `need` bytes of room follow the live bytes: compact when the
-    /// consumed prefix is at least as large as the live part, else grow.
+    /// Make sure the storage has capacity for `need` more bytes after the live ones:
+    /// compact when the consumed prefix is at least a quarter of the live part, and
+    /// grow (see [`grown`]) if that is not enough. Does not initialize anything.
     fn reserve(&mut self, need: usize) {
-        if self.data.len() - self.end >= need {
+        if self.data.capacity() - self.end >= need {
             return;
         }
-        if self.data.is_empty() {
+        if self.data.capacity() == 0 {
             self.data = acquire(need);
             return;
         }
-        if self.start > 0 && self.start >= self.len() {
+        if self.start > 0 && self.start * 4 >= self.len() {
             self.data.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
-            if self.data.len() - self.end >= need {
+            if self.data.capacity() - self.end >= need {
                 return;
             }
         }
-        let want = (self.end + need).max(self.data.len() * 2);
-        self.data.resize(want, 0);
+        let want = grown(self.end, need);
+        // The live bytes are all that must survive the move.
+        self.data.truncate(self.end);
+        self.data.reserve_exact(want - self.end);
     }
 
     /// Append `bytes` (the copy path: `feed_data`).
@@ -202,22 +256,42 @@ impl ByteBuf {
             return;
         }
         self.reserve(bytes.len());
-        self.data[self.end..self.end + bytes.len()].copy_from_slice(bytes);
-        self.end += bytes.len();
+        let end = self.end + bytes.len();
+        if self.data.len() >= end {
+            self.data[self.end..end].copy_from_slice(bytes);
+        } else {
+            self.data.truncate(self.end);
+            self.data.extend_from_slice(bytes);
+        }
+        self.end = end;
     }
 
-    /// Room to read into (the zero-copy path: `get_buffer`). At least 4 KiB; twice the
-    /// last room, up to 256 KiB, when the last read filled it. Never more than 256 KiB
-    /// (asyncio's `max_size`), even when the storage has more spare: one read must not
-    /// overshoot the reader's pause threshold by more than that.
+    /// Room to read into (the zero-copy path: `get_buffer`). What the storage has
+    /// spare, at most the wanted size: 4 KiB, or twice the last room (up to 256 KiB)
+    /// when the last read filled it; or more if that much room is initialized already
+    /// (a pooled buffer). The storage grows only when less than 4 KiB is spare. Never
+    /// more than 256 KiB (asyncio's `max_size`): one read must not overshoot the
+    /// reader's pause threshold by more than that.
     pub(crate) fn room(&mut self) -> &mut [u8] {
-        let need = if self.filled {
+        let want = if self.filled {
             (self.lent * 2).clamp(MIN_ROOM, MAX_ROOM)
         } else {
             MIN_ROOM
         };
-        self.reserve(need);
-        let end = self.data.len().min(self.end + MAX_ROOM);
+        if self.data.capacity() == 0 {
+            // A pooled buffer lends all its initialized room below; fresh storage
+            // starts small and grows with the bytes held, whatever the last read was.
+            self.data = acquire(MIN_ROOM);
+        } else {
+            self.reserve(MIN_ROOM);
+        }
+        // Room already initialized costs nothing more to lend: all of it, up to
+        // 256 KiB. Beyond it, only `want` bytes are zeroed and lent.
+        let initialized = self.data.len().min(self.end + MAX_ROOM);
+        let end = self.data.capacity().min(self.end + want).max(initialized);
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+        }
         self.lent = end - self.end;
         &mut self.data[self.end..end]
     }
@@ -229,6 +303,24 @@ impl ByteBuf {
         self.end += n;
         if self.start == self.end {
             self.clear();
+        } else if !self.filled {
+            self.fit();
+        }
+    }
+
+    /// After a read that drained the socket: the bytes may rest here a while (the
+    /// rest of a message is awaited), so make the storage fit them. A small partial
+    /// message (a request head still coming, say) moves to small storage and the
+    /// large one goes back to the pool; more than 64 KiB held in storage over 1.25
+    /// times that size (a large pooled buffer partly filled) is shrunk in place, which
+    /// the allocator does without a copy.
+    fn fit(&mut self) {
+        let (len, cap) = (self.len(), self.data.capacity());
+        if len < MIN_ROOM && cap > 2 * INITIAL {
+            self.shrink();
+        } else if self.start == 0 && len > 2 * DOUBLING_MAX && cap * 4 > len * 5 {
+            self.data.truncate(self.end);
+            self.data.shrink_to(self.end + self.end / 4);
         }
     }
 
@@ -241,6 +333,11 @@ impl ByteBuf {
         }
         find(&hay[from..], needle).map(|i| i + from)
     }
+}
+
+/// A fresh buffer with capacity `cap` (not from the pool: its size is chosen).
+fn acquire_fresh(cap: usize) -> Vec<u8> {
+    Vec::with_capacity(cap.max(INITIAL))
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -368,21 +465,75 @@ mod tests {
     }
 
     #[test]
-    fn room_and_commit_grow_when_filled() {
+    fn room_lends_spare_and_grows_only_when_short() {
         let mut b = ByteBuf::default();
         let r = b.room();
-        let first = r.len();
-        assert!(first >= MIN_ROOM);
+        assert_eq!(r.len(), MIN_ROOM, "a first read gets the least room");
         r[..3].copy_from_slice(b"abc");
         b.commit(3);
         assert_eq!(b.as_slice(), b"abc");
+        // A short read: the next room is the spare storage, no growth.
+        let cap = b.allocated();
         let n = b.room().len();
+        assert!(n >= MIN_ROOM);
         b.room()[..n].fill(b'x');
         b.commit(n);
-        assert_eq!(b.len(), 3 + n);
-        // The last read filled its room: the next room is at least twice as large.
-        assert!(b.room().len() >= (2 * n).min(MAX_ROOM));
+        // Full reads: every room is at least the least room and at most the most, and
+        // the storage stays within a quarter of the bytes held once past 32 KiB.
+        for _ in 0..64 {
+            let n = b.room().len();
+            assert!((MIN_ROOM..=MAX_ROOM).contains(&n), "lent {n}");
+            b.room()[..n].fill(b'y');
+            b.commit(n);
+            if b.len() > 2 * DOUBLING_MAX {
+                assert!(
+                    b.allocated() * 4 <= b.len() * 5,
+                    "{} for {}",
+                    b.allocated(),
+                    b.len()
+                );
+            }
+        }
+        assert!(b.allocated() > cap);
         assert_eq!(&b.as_slice()[..3], b"abc");
+    }
+
+    #[test]
+    fn fresh_storage_starts_small_whatever_the_last_read() {
+        // A thread of its own: an empty pool.
+        std::thread::spawn(|| {
+            let mut b = ByteBuf {
+                lent: 128 * 1024,
+                filled: true,
+                ..ByteBuf::default()
+            };
+            assert_eq!(b.room().len(), MIN_ROOM);
+            assert_eq!(b.allocated(), INITIAL);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn growth_doubles_then_adds_a_quarter() {
+        assert_eq!(grown(0, 1), INITIAL);
+        assert_eq!(grown(8 * 1024, 10), 16 * 1024);
+        assert_eq!(grown(64 * 1024, 10), 80 * 1024);
+        assert_eq!(grown(64 * 1024, 100 * 1024), 164 * 1024);
+    }
+
+    #[test]
+    fn extend_zeroes_nothing_beyond_the_bytes_held() {
+        let mut b = ByteBuf::default();
+        b.extend(&[1u8; 100_000]);
+        b.extend(&[2u8; 30_000]);
+        assert_eq!(b.len(), 130_000);
+        assert_eq!(
+            b.data.len(),
+            130_000,
+            "no initialized room past the live bytes"
+        );
+        assert!(b.allocated() * 4 <= b.len() * 5);
     }
 
     #[test]

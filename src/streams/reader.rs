@@ -546,8 +546,9 @@ impl StreamReader {
         self.inner().state.borrow().buf.len()
     }
 
-    /// Bytes of storage the buffer holds (live bytes plus room), for tests of the
-    /// idle-memory rule: a reader with nothing buffered holds none. Not asyncio API.
+    /// Bytes of storage the buffer holds (its capacity: live bytes, room and reserve),
+    /// for tests of the memory rules: a reader with nothing buffered holds none, one
+    /// holding more than 64 KiB at most 1.25 bytes per byte held. Not asyncio API.
     #[doc(hidden)]
     pub fn allocated_bytes(&self) -> usize {
         self.inner().state.borrow().buf.allocated()
