@@ -152,10 +152,14 @@ pub use tasks::{
 };
 
 // Layer 3 (transports, protocols, servers): re-exports below.
-pub use protocols::{BaseProtocol, BufferedProtocol, Protocol};
-pub use selector_events::AsyncSocket;
+pub use protocols::{BaseProtocol, BufferedProtocol, DatagramProtocol, Protocol};
+pub use selector_events::{
+    AsyncSocket, DatagramFamily, DatagramOptions, DatagramSock, DatagramSocket, DatagramSource,
+};
 pub use server::{AcceptedSocket, AnyProtocol, ConnectOptions, Server, ServerOptions};
-pub use transports::{Address, BaseTransport, ExtraInfo, ReadTransport, Transport, WriteTransport};
+pub use transports::{
+    Address, BaseTransport, DatagramTransport, ExtraInfo, ReadTransport, Transport, WriteTransport,
+};
 
 // Layer 4 (streams): re-exports below.
 pub use streams::{

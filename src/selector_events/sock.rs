@@ -29,7 +29,7 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use mio::event::Source;
 use mio::Interest;
@@ -84,12 +84,105 @@ impl<S: Source + AsRawFd> AsyncSocket<S> {
         s
     }
 
+    // ----- the public readiness primitive (tokio's `AsyncFd`) ----------------------
+
+    /// Poll for read readiness: `Ready(Ok(()))` once the loop has seen the socket
+    /// readable (or read-closed, or in error) since the last
+    /// [`clear_read_ready`](AsyncSocket::clear_read_ready); otherwise the task's waker
+    /// is stored and woken on the next readable edge. A fresh `AsyncSocket` starts
+    /// ready (the first attempt is always the syscall itself). `Err` only if the loop
+    /// is closed. One waker per direction: a second task polling the same direction
+    /// replaces the first one's waker.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll_mask(cx, READABLE)
+    }
+
+    /// Poll for write readiness: as [`poll_read_ready`](AsyncSocket::poll_read_ready)
+    /// for the write side.
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll_mask(cx, WRITABLE)
+    }
+
+    /// Wait until the socket is readable (see
+    /// [`poll_read_ready`](AsyncSocket::poll_read_ready)). Returns at once while the
+    /// readiness is remembered: after a syscall returned `WouldBlock`, call
+    /// [`clear_read_ready`](AsyncSocket::clear_read_ready) or this keeps returning at
+    /// once. Cancel-safe: dropping the future loses nothing.
+    pub async fn readable(&self) -> Result<()> {
+        poll_fn(|cx| self.poll_read_ready(cx)).await
+    }
+
+    /// Wait until the socket is writable; as [`readable`](AsyncSocket::readable).
+    pub async fn writable(&self) -> Result<()> {
+        poll_fn(|cx| self.poll_write_ready(cx)).await
+    }
+
+    /// Forget the read readiness: a syscall returned `WouldBlock`. mio's poll is
+    /// edge-triggered, so the next wake-up comes only with the next edge; clearing
+    /// after anything other than `WouldBlock` can make a task wait for data that is
+    /// already there.
+    pub fn clear_read_ready(&self) {
+        self.waiter.clear(READABLE);
+    }
+
+    /// Forget the write readiness (a send returned `WouldBlock`); as
+    /// [`clear_read_ready`](AsyncSocket::clear_read_ready).
+    pub fn clear_write_ready(&self) {
+        self.waiter.clear(WRITABLE);
+    }
+
+    /// Try one non-blocking operation now: if the socket is not known ready for
+    /// `interest`, return `WouldBlock` without calling `f`; otherwise call `f` and, if
+    /// it returns `WouldBlock`, clear that readiness. `f` must return `WouldBlock` only
+    /// when the socket did. `interest` is [`Interest::READABLE`] or
+    /// [`Interest::WRITABLE`] (both: ready if either is).
+    pub fn try_io<T>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce(&S) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let mask = mask_of(interest);
+        if !self.waiter.is_ready(mask) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let r = f(self.get_ref());
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.waiter.clear(mask);
+        }
+        r
+    }
+
+    /// Run `f` until it stops returning `WouldBlock`, waiting for `interest` readiness
+    /// in between (tokio's `async_io`; asyncio's "try the syscall, then `add_reader`").
+    /// `Interrupted` retries at once. Cancel-safe if `f` is: between calls of `f` the
+    /// future only waits.
+    pub async fn async_io<T>(
+        &self,
+        interest: Interest,
+        f: impl FnMut(&S) -> io::Result<T>,
+    ) -> Result<T> {
+        self.io(mask_of(interest), f).await
+    }
+
+    fn poll_mask(&self, cx: &mut Context<'_>, mask: u8) -> Poll<Result<()>> {
+        if self.lp.is_closed() {
+            return Poll::Ready(Err(Error::runtime("Event loop is closed")));
+        }
+        self.waiter.poll_ready(cx, mask).map(Ok)
+    }
+
     /// Run `op` until it stops returning `WouldBlock`, waiting for `mask` readiness in
-    /// between (tokio's `async_io`, asyncio's "try, then add_reader").
-    async fn io<T>(&self, mask: u8, mut op: impl FnMut(&S) -> io::Result<T>) -> Result<T> {
+    /// between.
+    pub(crate) async fn io<T>(
+        &self,
+        mask: u8,
+        mut op: impl FnMut(&S) -> io::Result<T>,
+    ) -> Result<T> {
         poll_fn(|cx| loop {
-            if self.waiter.poll_ready(cx, mask).is_pending() {
-                return Poll::Pending;
+            match self.poll_mask(cx, mask) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
             }
             match op(self.get_ref()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.waiter.clear(mask),
@@ -99,6 +192,18 @@ impl<S: Source + AsRawFd> AsyncSocket<S> {
         })
         .await
     }
+}
+
+/// The readiness bits of a mio interest.
+fn mask_of(interest: Interest) -> u8 {
+    let mut m = 0;
+    if interest.is_readable() {
+        m |= READABLE;
+    }
+    if interest.is_writable() {
+        m |= WRITABLE;
+    }
+    m
 }
 
 impl<S: Source + AsRawFd> AsyncSocket<S>

@@ -51,7 +51,7 @@ mod socket;
 mod write;
 
 use socket::SockName;
-pub(crate) use socket::{unix_address, StreamSocket};
+pub(crate) use socket::{put_read_buf, take_read_buf, unix_address, StreamSocket};
 
 use super::{IoHandler, ERROR, READABLE, READ_CLOSED, REQUEUED, WRITABLE, WRITE_CLOSED};
 use crate::base_events::{EventLoop, Inner, Ready};

@@ -19,7 +19,7 @@ thread_local! {
 /// Borrow the shared read buffer. It is moved out of the thread-local while in use, so
 /// a nested read (which the transport never does, but a protocol could cause in
 /// theory) gets a fresh one instead of a `RefCell` panic.
-pub(super) fn take_read_buf() -> Vec<u8> {
+pub(crate) fn take_read_buf() -> Vec<u8> {
     let v = READ_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
     if v.len() == MAX_SIZE {
         v
@@ -28,7 +28,7 @@ pub(super) fn take_read_buf() -> Vec<u8> {
     }
 }
 
-pub(super) fn put_read_buf(v: Vec<u8>) {
+pub(crate) fn put_read_buf(v: Vec<u8>) {
     READ_BUF.with(|b| {
         let mut b = b.borrow_mut();
         if b.is_empty() {
