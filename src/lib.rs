@@ -35,7 +35,7 @@
 //! |---|---|---|
 //! | [`events`] | `events.py` | [`Handle`], [`TimerHandle`], [`ExceptionContext`], [`get_running_loop`] |
 //! | [`base_events`] | `base_events.py` | [`EventLoop`] and one iteration of it (`_run_once`) |
-//! | [`selector_events`] | `selector_events.py` | mio registrations, `add_reader` / `add_writer` |
+//! | [`selector_events`] | `selector_events.py` | mio registrations, `add_reader` / `add_writer`, [`AsyncSocket`] and the `sock_*` coroutines, the datagram transport ([`EventLoop::create_datagram_endpoint`], [`DatagramSocket`]) |
 //! | [`executor`] | `concurrent/futures/thread.py` | `run_in_executor`, `getaddrinfo` |
 //! | [`clock`] | `test_asyncio/utils.py` (`TestLoop`) | [`TestClock`], a virtual clock for tests |
 //! | [`futures`] | `futures.py` | [`Future`] |
@@ -45,8 +45,8 @@
 //! | [`timeouts`] | `timeouts.py` | [`wait_for`], [`timeout`] |
 //! | [`locks`] | `locks.py` | [`Lock`], [`Event`], [`Condition`], [`Semaphore`], [`BoundedSemaphore`] |
 //! | [`runners`] | `runners.py` | [`run`] |
-//! | [`protocols`] | `protocols.py` | [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`] |
-//! | [`transports`] | `transports.py` | [`Transport`] and its read / write halves |
+//! | [`protocols`] | `protocols.py` | [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`], [`DatagramProtocol`] |
+//! | [`transports`] | `transports.py` | [`Transport`] and its read / write halves, [`DatagramTransport`] |
 //! | [`server`] | `base_events.py` (`Server`, `create_connection`, `create_server`) | [`Server`], [`ConnectOptions`], [`ServerOptions`] |
 //! | [`unix_events`] | `unix_events.py` | `create_unix_connection`, `create_unix_server` |
 //! | [`streams`] | `streams.py` | [`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`], [`StreamReaderProtocol`] |
@@ -96,6 +96,11 @@
 //! | `put_nowait` raises `QueueFull` / `QueueShutDown` | returns [`PutNowaitError`]`::{Full, ShutDown}` holding the item (`put` returns [`PutError`]); both convert into [`Error::QueueFull`] / [`Error::QueueShutDown`] | the item was moved into the call: an error without it would drop it |
 //! | `Queue(maxsize)`, any `maxsize <= 0` is unbounded | `maxsize: usize`, `0` is unbounded | no negative sizes |
 //! | `PriorityQueue`, `LifoQueue` subclass `Queue` and override `_put` / `_get` | one [`GenericQueue`] over a [`queues::Storage`]; [`Queue`], [`LifoQueue`], [`PriorityQueue`] are type aliases | generics instead of subclasses |
+//! | `create_datagram_endpoint(factory, ('host', port), ..., family=, reuse_port=, allow_broadcast=, sock=)` | [`EventLoop::create_datagram_endpoint`]`(factory, Option<Address>, Option<Address>, DatagramOptions)`; IP and Unix addresses are one [`Address`] type, nothing is resolved | no keyword arguments; typed addresses (resolve with [`EventLoop::getaddrinfo`] first) |
+//! | `DatagramProtocol` subclasses `BaseProtocol` | [`DatagramProtocol`] is a trait of its own with the same callbacks | its `connection_made` receives a [`DatagramTransport`], not a stream [`Transport`] |
+//! | `family=AF_UNIX` with a non-string address raises `TypeError`; `sendto(data)` without an address on an unconnected endpoint fails in the socket call | both are `ValueError`s ([`Error::Value`]) at the call | [`Error`] has no `TypeError`; an argument error is reported where it is made |
+//! | `add_reader` plus a future to await readiness | [`AsyncSocket`]'s readiness primitive: `readable()`, `writable()`, `poll_read_ready`, `try_io`, `async_io` (tokio's `AsyncFd`) | lets users build adapters for any fd without callbacks |
+//! | a `socket.socket(AF_INET, SOCK_DGRAM)` awaited with `sock_recvfrom` / `sock_sendto` | also [`DatagramSocket`]: `bind`, `connect`, `recv_from().await`, `send_to().await`, `recv`, `send` | the shape Rust users know from std and tokio |
 //! | TLS (`ssl=`, `start_tls`) | not provided | the crate depends on mio, slab and log only |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!

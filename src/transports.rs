@@ -165,7 +165,8 @@ pub trait DatagramTransport: BaseTransport {
     /// `connection_lost(None)` follows.
     fn abort(&self);
 
-    /// How many bytes of datagrams wait in the send queue (payload bytes).
+    /// How many bytes wait in the send queue: each queued datagram's payload plus 8
+    /// (asyncio's per-datagram header size, so empty datagrams count too).
     fn get_write_buffer_size(&self) -> usize;
 
     /// The `(low, high)` water marks.

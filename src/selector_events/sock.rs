@@ -1,5 +1,6 @@
 //! Low-level socket coroutines (asyncio's `loop.sock_recv()`, `sock_sendall()`,
-//! `sock_connect()`, `sock_accept()`, ...).
+//! `sock_connect()`, `sock_accept()`, `sock_recvfrom()`, ...) and the public readiness
+//! primitive they are built on.
 //!
 //! asyncio passes a plain non-blocking socket to each call and registers a reader or
 //! writer callback for the duration of the call. Here a socket is wrapped once in an
@@ -14,14 +15,63 @@
 //! | `await loop.sock_sendall(sock, data)` | `sock.sendall(data).await` |
 //! | `await loop.sock_connect(sock, addr)` | `AsyncSocket::connect(&lp, addr).await` |
 //! | `await loop.sock_accept(sock)` | `listener.accept().await` |
+//! | `await loop.sock_recvfrom(sock, n)` | `lp.sock_recvfrom(&sock, n).await` or `sock.recvfrom(n).await` |
+//! | `await loop.sock_sendto(sock, data, addr)` | `sock.sendto(data, &addr).await` |
+//! | `loop.add_reader(fd, cb)` + a future | `sock.readable().await`, `sock.try_io(..)`, `sock.async_io(..)` |
 //!
-//! Cancellation: dropping an operation's future leaves the socket registered and
-//! unchanged (nothing was consumed: a `recv` that did not complete read nothing; a
-//! `sendall` that is dropped may have sent a prefix, as in asyncio). Dropping the
-//! [`AsyncSocket`] deregisters it from the loop and closes the socket.
+//! # The readiness primitive
 //!
-//! One task at a time may wait to read and one to write on a socket (asyncio's
-//! `add_reader` replaces the previous reader in the same way).
+//! [`AsyncSocket`] wraps any mio source that has an fd: mio's sockets (TCP, UDP, Unix
+//! stream and datagram), pipes (`mio::unix::pipe`), or a type of your own that holds an
+//! fd and implements [`Source`] through [`mio::unix::SourceFd`]. Its
+//! [`readable`](AsyncSocket::readable) / [`writable`](AsyncSocket::writable) /
+//! [`poll_read_ready`](AsyncSocket::poll_read_ready) /
+//! [`poll_write_ready`](AsyncSocket::poll_write_ready) /
+//! [`try_io`](AsyncSocket::try_io) / [`async_io`](AsyncSocket::async_io) let a task
+//! wait for readiness and build its own adapters (tokio's `AsyncFd`; asyncio has no
+//! twin beyond `add_reader` / `add_writer`, whose callbacks a coroutine would wrap in
+//! a future). The contract:
+//!
+//! - **Edge-triggered, remembered.** The loop records each readiness edge mio reports;
+//!   `readable()` returns at once while the read readiness is remembered. A new
+//!   `AsyncSocket` starts ready in both directions (the first attempt is always the
+//!   syscall).
+//! - **Clear on `WouldBlock`, and only then.** After a syscall returned `WouldBlock`,
+//!   clear the readiness ([`clear_read_ready`](AsyncSocket::clear_read_ready), or let
+//!   `try_io` / `async_io` do it); the next wake-up comes with the next edge. Clearing
+//!   after a successful, partial, or short operation may wait forever for data that
+//!   is already there. Read-closed, write-closed and error events count as ready for
+//!   the direction they concern (the syscall then reports EOF or the error).
+//! - **One waiter per direction.** One task may wait to read and one to write at a
+//!   time; a second task polling the same direction replaces the first's waker (as
+//!   asyncio's `add_reader` replaces the previous reader).
+//! - **Cancel safety.** Waiting consumes nothing: dropping a `readable()` /
+//!   `writable()` / `async_io` future between attempts loses no readiness and no data.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use mio::Interest;
+//!
+//! asyncio::run(async {
+//!     let lp = asyncio::get_running_loop()?;
+//!     let (mut tx, rx) = mio::unix::pipe::new()?;
+//!     let rx = asyncio::AsyncSocket::new(&lp, rx)?;
+//!     tx.write_all(b"ready")?;
+//!     let mut buf = [0; 16];
+//!     let n = rx.async_io(Interest::READABLE, |mut r| r.read(&mut buf)).await?;
+//!     assert_eq!(&buf[..n], b"ready");
+//!     // Drained: the next try gets WouldBlock and clears the readiness.
+//!     let e = rx.try_io(Interest::READABLE, |mut r| r.read(&mut buf)).unwrap_err();
+//!     assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+//!     Ok::<_, asyncio::Error>(())
+//! }).unwrap().unwrap();
+//! ```
+//!
+//! Cancellation of the `sock_*` operations: dropping an operation's future leaves the
+//! socket registered and unchanged (nothing was consumed: a `recv` that did not
+//! complete read nothing; a `sendall` that is dropped may have sent a prefix, as in
+//! asyncio). Dropping the [`AsyncSocket`] deregisters it from the loop and closes the
+//! socket.
 
 use std::fmt;
 use std::future::poll_fn;
@@ -38,9 +88,11 @@ use super::{IoWaiter, READABLE, WRITABLE};
 use crate::base_events::EventLoop;
 use crate::exceptions::{Error, Result};
 
-/// A non-blocking socket registered with a loop (the socket argument of asyncio's
-/// `sock_*` methods). `S` is a mio socket: `TcpStream`, `TcpListener`, `UnixStream`,
-/// `UnixListener`.
+/// A non-blocking socket (or any fd) registered with a loop: the socket argument of
+/// asyncio's `sock_*` methods, and the public readiness primitive (see the module
+/// docs for its contract). `S` is a mio source with an fd: `TcpStream`,
+/// `TcpListener`, `UnixStream`, `UnixListener`, `UdpSocket`, `UnixDatagram`, a pipe
+/// end, or your own type over [`mio::unix::SourceFd`].
 pub struct AsyncSocket<S: Source + AsRawFd> {
     sock: Option<S>,
     waiter: Rc<IoWaiter>,

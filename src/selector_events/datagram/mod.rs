@@ -17,7 +17,8 @@
 //! `sendto` calls the syscall at once when nothing is queued. If the kernel's buffer is
 //! full (`WouldBlock`) the datagram is copied into a queue of whole datagrams, the
 //! socket is registered for `WRITABLE`, and the queue is flushed in order on the next
-//! writable edge. The queue's payload bytes count towards the water marks
+//! writable edge. The queue's size (payload plus 8 bytes per datagram, asyncio's
+//! `_header_size`) counts towards the water marks
 //! (`pause_writing` / `resume_writing`). Any other send error goes to
 //! `error_received`; the datagram is dropped (UDP promises no delivery anyway).
 
@@ -52,6 +53,9 @@ use crate::transports::{
 pub(crate) const MAX_DATAGRAMS_PER_EVENT: usize = 64;
 /// asyncio's `LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
+/// What a queued datagram counts beyond its payload (asyncio's `_header_size`), so
+/// that empty datagrams weigh on the water marks too.
+const HEADER_SIZE: usize = 8;
 
 const CLOSING: u8 = 1;
 const PROTOCOL_PAUSED: u8 = 2;
@@ -283,7 +287,9 @@ impl<S: DatagramSource> DatagramSocketTransport<S> {
             let front = self.buffer.borrow_mut().pop_front();
             let Some((data, addr)) = front else { break };
             match self.send_now(&data, addr.as_ref()) {
-                Ok(_) => self.buffer_size.set(self.buffer_size.get() - data.len()),
+                Ok(_) => self
+                    .buffer_size
+                    .set(self.buffer_size.get() - data.len() - HEADER_SIZE),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     self.buffer.borrow_mut().push_front((data, addr));
                     break;
@@ -294,7 +300,8 @@ impl<S: DatagramSource> DatagramSocketTransport<S> {
                 Err(e) => {
                     // The datagram is dropped and reported; the rest is still sent
                     // (edge-triggered: waiting for another edge could wait forever).
-                    self.buffer_size.set(self.buffer_size.get() - data.len());
+                    self.buffer_size
+                        .set(self.buffer_size.get() - data.len() - HEADER_SIZE);
                     if !self
                         .call_protocol("Fatal error: protocol.error_received() call failed.", |p| {
                             p.error_received(Error::from(e))
@@ -515,7 +522,8 @@ impl<S: DatagramSource> DatagramTransport for DatagramSocketTransport<S> {
             addr.cloned()
         };
         self.buffer.borrow_mut().push_back((data.to_vec(), to));
-        self.buffer_size.set(self.buffer_size.get() + data.len());
+        self.buffer_size
+            .set(self.buffer_size.get() + data.len() + HEADER_SIZE);
         self.maybe_pause_protocol();
         Ok(())
     }
