@@ -206,4 +206,6 @@ pub mod book {
     pub struct Ch10Differences;
     #[doc = include_str!("../docs/11-performance.md")]
     pub struct Ch11Performance;
+    #[doc = include_str!("../docs/14-datagrams.md")]
+    pub struct Ch14Datagrams;
 }
