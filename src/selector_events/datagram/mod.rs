@@ -23,6 +23,8 @@
 //! `error_received`; the datagram is dropped (UDP promises no delivery anyway).
 
 mod endpoint;
+#[cfg(feature = "mmsg")]
+mod mmsg;
 mod socket;
 
 pub use endpoint::{DatagramFamily, DatagramOptions, DatagramSock};
@@ -64,6 +66,10 @@ const CONNECTED: u8 = 8;
 const WANT_WRITE: u8 = 16;
 const LOST_CALLED: u8 = 32;
 const READ_QUEUED: u8 = 64;
+/// Datagrams of a `recvmmsg` batch are being delivered: `sendto` collects its
+/// datagrams for one `sendmmsg` at the end of the batch.
+#[cfg(feature = "mmsg")]
+const IN_BATCH: u8 = 128;
 
 /// A UDP or Unix datagram transport, shared as `Rc` by the loop's registry and the
 /// protocol.
@@ -88,6 +94,14 @@ pub(crate) struct DatagramSocketTransport<S: DatagramSource> {
     peer: Option<Address>,
     local: Option<Address>,
     waiter: Cell<Option<Future<()>>>,
+    /// The `mmsghdr` arrays of this socket (made on the first batch).
+    #[cfg(feature = "mmsg")]
+    headers: RefCell<Option<Box<mmsg::Headers>>>,
+    /// Datagrams sent during a batch: `(start, len, to)` into `pending_bytes`.
+    #[cfg(feature = "mmsg")]
+    pending: RefCell<Vec<(usize, usize, Option<Address>)>>,
+    #[cfg(feature = "mmsg")]
+    pending_bytes: RefCell<Vec<u8>>,
 }
 
 impl<S: DatagramSource> DatagramSocketTransport<S> {
@@ -121,6 +135,12 @@ impl<S: DatagramSource> DatagramSocketTransport<S> {
             peer,
             local,
             waiter: Cell::new(waiter),
+            #[cfg(feature = "mmsg")]
+            headers: RefCell::new(None),
+            #[cfg(feature = "mmsg")]
+            pending: RefCell::new(Vec::new()),
+            #[cfg(feature = "mmsg")]
+            pending_bytes: RefCell::new(Vec::new()),
         });
         {
             let mut sock = t.sock.borrow_mut();
@@ -196,6 +216,10 @@ impl<S: DatagramSource> DatagramSocketTransport<S> {
         if !self.has(READING) {
             return;
         }
+        #[cfg(feature = "mmsg")]
+        if S::BATCH {
+            return self.read_ready_batched();
+        }
         let mut buf = take_read_buf();
         let mut n = 0;
         let drained = loop {
@@ -239,6 +263,141 @@ impl<S: DatagramSource> DatagramSocketTransport<S> {
         if !drained {
             self.queue_read();
         }
+    }
+
+    /// [`read_ready`](Self::read_ready) with `recvmmsg`: up to `mmsg::BATCH` datagrams
+    /// per system call, each still delivered alone; what the protocol sends meanwhile
+    /// goes out with one `sendmmsg` after the batch.
+    #[cfg(feature = "mmsg")]
+    fn read_ready_batched(&self) {
+        let mut slots = mmsg::take_slots();
+        let mut got: Vec<(usize, Address)> = Vec::with_capacity(mmsg::BATCH);
+        let mut n = 0;
+        let drained = loop {
+            if self.has(CLOSING) || self.conn_lost.get() > 0 || self.sock.borrow().is_none() {
+                break true;
+            }
+            if n >= MAX_DATAGRAMS_PER_EVENT {
+                break false;
+            }
+            got.clear();
+            let r = {
+                let mut h = self.headers.borrow_mut();
+                let h = h.get_or_insert_with(mmsg::Headers::new);
+                mmsg::recv_batch(self.fd, h, &mut slots, &mut got)
+            };
+            match r {
+                Ok(()) => {
+                    self.set(IN_BATCH, true);
+                    let mut go_on = true;
+                    for (i, (len, addr)) in got.iter().enumerate() {
+                        n += 1;
+                        let data = mmsg::slot(&slots, i, *len);
+                        if !self.call_protocol(
+                            "Fatal error: protocol.datagram_received() call failed.",
+                            |p| p.datagram_received(data, addr),
+                        ) || self.has(CLOSING)
+                        {
+                            go_on = false;
+                            break;
+                        }
+                    }
+                    self.set(IN_BATCH, false);
+                    self.flush_pending();
+                    // A short batch emptied the queue: a later arrival makes a new edge.
+                    if !go_on || got.len() < mmsg::BATCH {
+                        break true;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    n += 1;
+                    let e = Error::from(e);
+                    if !self
+                        .call_protocol("Fatal error: protocol.error_received() call failed.", |p| {
+                            p.error_received(e)
+                        })
+                    {
+                        break true;
+                    }
+                }
+            }
+        };
+        mmsg::put_slots(slots);
+        if !drained {
+            self.queue_read();
+        }
+    }
+
+    /// Send what `sendto` collected during a batch, in order, with `sendmmsg`; what
+    /// the kernel does not take is queued as usual.
+    #[cfg(feature = "mmsg")]
+    fn flush_pending(&self) {
+        let mut metas = std::mem::take(&mut *self.pending.borrow_mut());
+        if metas.is_empty() {
+            return;
+        }
+        let mut bytes = std::mem::take(&mut *self.pending_bytes.borrow_mut());
+        let mut i = 0;
+        while i < metas.len() && self.sock.borrow().is_some() {
+            let end = (i + mmsg::BATCH).min(metas.len());
+            let chunk: Vec<(&[u8], Option<&Address>)> = metas[i..end]
+                .iter()
+                .map(|(s, l, a)| (&bytes[*s..*s + *l], a.as_ref()))
+                .collect();
+            let r = {
+                let mut h = self.headers.borrow_mut();
+                let h = h.get_or_insert_with(mmsg::Headers::new);
+                mmsg::send_batch(self.fd, h, &chunk)
+            };
+            match r {
+                Ok(k) => i += k,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let mut q = self.buffer.borrow_mut();
+                    for (s, l, a) in &metas[i..] {
+                        q.push_back((bytes[*s..*s + *l].to_vec(), a.clone()));
+                        self.buffer_size
+                            .set(self.buffer_size.get() + *l + HEADER_SIZE);
+                    }
+                    drop(q);
+                    self.set_want_write(true);
+                    self.maybe_pause_protocol();
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    i += 1;
+                    if !self
+                        .call_protocol("Fatal error: protocol.error_received() call failed.", |p| {
+                            p.error_received(Error::from(e))
+                        })
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        // Keep the allocations for the next batch.
+        metas.clear();
+        bytes.clear();
+        if self.pending.borrow().is_empty() {
+            *self.pending.borrow_mut() = metas;
+            *self.pending_bytes.borrow_mut() = bytes;
+        }
+        if self.buffer.borrow().is_empty() && self.has(CLOSING) && self.conn_lost.get() == 0 {
+            self.conn_lost.set(1);
+            self.schedule_connection_lost(None);
+        }
+    }
+
+    /// Whether `sendto` collected datagrams that are not sent yet.
+    fn has_pending(&self) -> bool {
+        #[cfg(feature = "mmsg")]
+        if !self.pending.borrow().is_empty() {
+            return true;
+        }
+        false
     }
 
     /// Re-queue a read step behind the other ready work (fairness).
@@ -355,6 +514,8 @@ impl<S: DatagramSource> DatagramSocketTransport<S> {
         }
         *self.buffer.borrow_mut() = VecDeque::new();
         self.buffer_size.set(0);
+        #[cfg(feature = "mmsg")]
+        self.pending.borrow_mut().clear();
         self.set(CLOSING, true);
         self.conn_lost.set(1);
         self.schedule_connection_lost(exc);
@@ -452,7 +613,9 @@ impl<S: DatagramSource> BaseTransport for DatagramSocketTransport<S> {
         }
         self.set(CLOSING, true);
         self.set(READING, false);
-        if self.buffer.borrow().is_empty() && self.conn_lost.get() == 0 {
+        // Datagrams collected during a batch are sent at its end, which then calls
+        // connection_lost.
+        if self.buffer.borrow().is_empty() && !self.has_pending() && self.conn_lost.get() == 0 {
             self.conn_lost.set(1);
             self.schedule_connection_lost(None);
         }
@@ -498,6 +661,19 @@ impl<S: DatagramSource> DatagramTransport for DatagramSocketTransport<S> {
             return Ok(());
         }
         if self.buffer.borrow().is_empty() {
+            #[cfg(feature = "mmsg")]
+            if self.has(IN_BATCH) && !matches!(addr, Some(Address::Unix(_))) {
+                let mut bytes = self.pending_bytes.borrow_mut();
+                let start = bytes.len();
+                bytes.extend_from_slice(data);
+                let to = if self.peer.is_some() {
+                    None
+                } else {
+                    addr.cloned()
+                };
+                self.pending.borrow_mut().push((start, data.len(), to));
+                return Ok(());
+            }
             loop {
                 match self.send_now(data, addr) {
                     Ok(_) => return Ok(()),

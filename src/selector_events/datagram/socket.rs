@@ -21,6 +21,9 @@ use crate::transports::Address;
 pub trait DatagramSource: Source + AsRawFd + 'static {
     /// `"udp"` or `"unix"`, for descriptions.
     const KIND: &'static str;
+    /// Whether the datagram transport may move this socket's datagrams in batches
+    /// (`recvmmsg` / `sendmmsg`, with the crate feature `mmsg`): true for UDP.
+    const BATCH: bool = false;
     /// `recvfrom`: one datagram into `buf` (truncated if `buf` is shorter) and its
     /// sender.
     fn dgram_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Address)>;
@@ -44,6 +47,7 @@ fn wrong_family(addr: &Address) -> io::Error {
 
 impl DatagramSource for mio::net::UdpSocket {
     const KIND: &'static str = "udp";
+    const BATCH: bool = true;
     fn dgram_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Address)> {
         self.recv_from(buf).map(|(n, a)| (n, Address::Inet(a)))
     }
