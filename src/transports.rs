@@ -158,7 +158,9 @@ pub trait DatagramTransport: BaseTransport {
     /// sent when the socket turns writable, in order. Other OS errors go to the
     /// protocol's `error_received`, not to the caller. An empty `data` is sent as an
     /// empty datagram. After the endpoint is closed the datagram is dropped (logged
-    /// from the fifth on).
+    /// from the fifth on). With the crate feature `mmsg`, a datagram sent on a UDP
+    /// endpoint from inside its `datagram_received` goes out with the others of the
+    /// same receive batch, in order, in one `sendmmsg` at the end of the batch.
     fn sendto(&self, data: &[u8], addr: Option<&Address>) -> Result<()>;
 
     /// Close at once (asyncio's `abort()`): queued datagrams are dropped and

@@ -715,3 +715,45 @@ fn a_burst_is_echoed_whole_and_in_order() {
         server.close();
     });
 }
+
+#[test]
+fn a_cancelled_create_datagram_endpoint_closes_its_endpoint() {
+    run(async {
+        let made: Rc<RefCell<Option<Rc<Rec>>>> = Default::default();
+        let m2 = made.clone();
+        let task = asyncio::create_task(async move {
+            lp().create_datagram_endpoint(
+                move || {
+                    let r = Rc::new(Rec::default());
+                    *m2.borrow_mut() = Some(r.clone());
+                    Shared(r)
+                },
+                inet("127.0.0.1:0"),
+                None,
+                DatagramOptions::default(),
+            )
+            .await
+            .map(|_| ())
+        });
+        // The factory ran and the start steps are queued: cancel before they finish.
+        while made.borrow().is_none() {
+            asyncio::yield_now().await;
+        }
+        task.cancel();
+        let rec = made.borrow().clone().unwrap();
+        rec.signal.until(|| rec.lost.borrow().is_some()).await;
+        assert!(rec.lost.borrow().as_ref().unwrap().is_none());
+    });
+}
+
+/// A protocol that forwards to a shared recorder (so the test keeps a handle on it).
+struct Shared(Rc<Rec>);
+
+impl DatagramProtocol for Shared {
+    fn connection_made(&self, t: Rc<dyn DatagramTransport>) {
+        self.0.connection_made(t)
+    }
+    fn connection_lost(&self, exc: Option<Error>) {
+        self.0.connection_lost(exc)
+    }
+}

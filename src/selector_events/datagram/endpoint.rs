@@ -289,10 +289,32 @@ impl EventLoop {
                 Some(waiter.clone()),
             )?,
         };
-        if let Err(e) = waiter.await {
+        // Dropped before connection_made ran (the caller was cancelled): close the
+        // endpoint, as asyncio closes the transport when the waiter is cancelled.
+        let guard = AbortOnDrop(Some(t));
+        let r = waiter.await;
+        let t = guard.disarm();
+        if let Err(e) = r {
             t.abort();
             return Err(e);
         }
         Ok((t, protocol))
+    }
+}
+
+/// Aborts the transport it holds when dropped, unless disarmed.
+struct AbortOnDrop(Option<Rc<dyn DatagramTransport>>);
+
+impl AbortOnDrop {
+    fn disarm(mut self) -> Rc<dyn DatagramTransport> {
+        self.0.take().expect("armed")
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.abort();
+        }
     }
 }
