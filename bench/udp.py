@@ -111,10 +111,6 @@ def one_run(argv, size, duration, warmup):
         proc.wait(timeout=10)
 
 
-def fmt_ratio(v, ref):
-    return f"{v / ref:.2f}x" if ref else "-"
-
-
 def main():
     global CLIENTS, WINDOW
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -155,7 +151,8 @@ def main():
         f"127.0.0.1; {CLIENTS} clients with {WINDOW} datagrams in flight each "
         "(`bench/src/bin/udp_loadgen.rs`), every echo checked;",
         f"median of {args.runs} run(s) of {args.duration:g} s after {args.warmup:g} s of warm-up, "
-        "servers rotated between runs. CPU is utime + stime of the server from",
+        "servers rotated between runs; a ratio is the median over runs of the server's value",
+        "over tokio's in the same run. CPU is utime + stime of the server from",
         "`/proc/PID/stat` over the run, divided by the datagrams it echoed.",
         "",
         f"Machine: {os.cpu_count()} cores shared with other jobs: {busy_before:.0f}% of one core busy "
@@ -165,16 +162,22 @@ def main():
         "| server | size | datagrams/s | vs tokio | CPU us/datagram | vs tokio | lost |",
         "|---|---|---|---|---|---|---|",
     ]
+    def paired(name, size, key):
+        """Median over runs of this server's value / tokio's in the same run (the
+        servers of one run follow each other, so they share the machine's load)."""
+        mine, ref = results.get((name, size)), results.get(("tokio", size))
+        if not mine or not ref:
+            return None
+        return statistics.median(a[key] / b[key] for a, b in zip(mine, ref) if b[key])
+
     for size in SIZES:
-        ref_rate = med("tokio", size, "per_sec")
-        ref_cpu = med("tokio", size, "cpu_us_per_dgram")
         for name, _ in srv:
             rate = med(name, size, "per_sec")
             cpu = med(name, size, "cpu_us_per_dgram")
             lost = med(name, size, "lost")
             label = "64 B" if size == 64 else f"{size // 1024} KiB"
-            lines.append(f"| {name} | {label} | {rate:,.0f} | {fmt_ratio(rate, ref_rate)} | "
-                         f"{cpu:.2f} | {fmt_ratio(cpu, ref_cpu)} | {lost:.0f} |")
+            lines.append(f"| {name} | {label} | {rate:,.0f} | {paired(name, size, 'per_sec'):.2f}x | "
+                         f"{cpu:.2f} | {paired(name, size, 'cpu_us_per_dgram'):.2f}x | {lost:.0f} |")
     lines += [
         "",
         "Higher datagrams/s is better; lower CPU per datagram is better (a CPU ratio under",
