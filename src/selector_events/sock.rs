@@ -67,6 +67,50 @@
 //! }).unwrap().unwrap();
 //! ```
 //!
+//! A fd of your own needs only a type that says how to register it (mio's
+//! [`SourceFd`](mio::unix::SourceFd) does the work) and what its fd is:
+//!
+//! ```
+//! use std::io::{self, Read, Write};
+//! use std::fs::File;
+//! use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+//! use mio::{event::Source, unix::SourceFd, Interest, Registry, Token};
+//!
+//! /// Any non-blocking fd, held as a `File` so that `&File` reads and writes it.
+//! struct MyFd(File);
+//!
+//! impl AsRawFd for MyFd {
+//!     fn as_raw_fd(&self) -> RawFd {
+//!         self.0.as_raw_fd()
+//!     }
+//! }
+//!
+//! impl Source for MyFd {
+//!     fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+//!         SourceFd(&self.0.as_raw_fd()).register(r, t, i)
+//!     }
+//!     fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+//!         SourceFd(&self.0.as_raw_fd()).reregister(r, t, i)
+//!     }
+//!     fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+//!         SourceFd(&self.0.as_raw_fd()).deregister(r)
+//!     }
+//! }
+//!
+//! asyncio::run(async {
+//!     let lp = asyncio::get_running_loop()?;
+//!     let (mut peer, mine) = std::os::unix::net::UnixStream::pair()?;
+//!     mine.set_nonblocking(true)?;
+//!     let fd: OwnedFd = mine.into();
+//!     let sock = asyncio::AsyncSocket::new(&lp, MyFd(File::from(fd)))?;
+//!     peer.write_all(b"hi")?;
+//!     let mut buf = [0; 8];
+//!     let n = sock.async_io(Interest::READABLE, |s| (&s.0).read(&mut buf)).await?;
+//!     assert_eq!(&buf[..n], b"hi");
+//!     Ok::<_, asyncio::Error>(())
+//! }).unwrap().unwrap();
+//! ```
+//!
 //! Cancellation of the `sock_*` operations: dropping an operation's future leaves the
 //! socket registered and unchanged (nothing was consumed: a `recv` that did not
 //! complete read nothing; a `sendall` that is dropped may have sent a prefix, as in
