@@ -601,7 +601,8 @@ fn a_burst_is_delivered_in_bounded_turns() {
             _ => unreachable!(),
         };
         let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let burst = 200;
+        // 150 small datagrams fit a default receive queue (about 256 of them do).
+        let burst = 150;
         for i in 0..burst {
             c.send_to(&(i as u32).to_be_bytes(), saddr).unwrap();
         }
@@ -616,9 +617,10 @@ fn a_burst_is_delivered_in_bounded_turns() {
         });
         srec.signal.until(|| srec.got.borrow().len() == burst).await;
         counter.await.unwrap();
-        // 200 datagrams at most 64 per turn: the counter sees at least three partial states.
+        // 150 datagrams, at most 64 per turn: three turns, so the counter sees at least
+        // two partial states (delivered in one turn, it would see at most one).
         assert!(
-            turns.get() >= 3,
+            turns.get() >= 2,
             "delivered over several turns: {}",
             turns.get()
         );
