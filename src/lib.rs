@@ -82,7 +82,7 @@
 //! |---|---|---|
 //! | [`events`] | `events.py` | [`Handle`], [`TimerHandle`], [`ExceptionContext`], [`get_running_loop`] |
 //! | [`base_events`] | `base_events.py` | [`EventLoop`] and one iteration of it (`_run_once`) |
-//! | [`selector_events`] | `selector_events.py` | mio registrations, `add_reader` / `add_writer` |
+//! | [`selector_events`] | `selector_events.py` | mio registrations, `add_reader` / `add_writer`, [`AsyncSocket`] and the `sock_*` coroutines, the datagram transport ([`EventLoop::create_datagram_endpoint`], [`DatagramSocket`]) |
 //! | [`executor`] | `concurrent/futures/thread.py` | `run_in_executor`, `getaddrinfo` |
 //! | [`coop`] | (none: tokio's `coop`) | the cooperative budget: [`coop::unconstrained`], [`coop::consume_budget`] |
 //! | [`clock`] | `test_asyncio/utils.py` (`TestLoop`) | [`TestClock`], a virtual clock for tests |
@@ -94,8 +94,8 @@
 //! | [`timeouts`] | `timeouts.py` | [`wait_for`], [`timeout`] |
 //! | [`locks`] | `locks.py` | [`Lock`], [`Event`], [`Condition`], [`Semaphore`], [`BoundedSemaphore`], [`Barrier`] |
 //! | [`runners`] | `runners.py` | [`run`] |
-//! | [`protocols`] | `protocols.py` | [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`] |
-//! | [`transports`] | `transports.py` | [`Transport`] and its read / write halves |
+//! | [`protocols`] | `protocols.py` | [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`], [`DatagramProtocol`] |
+//! | [`transports`] | `transports.py` | [`Transport`] and its read / write halves, [`DatagramTransport`] |
 //! | [`server`] | `base_events.py` (`Server`, `create_connection`, `create_server`) | [`Server`], [`ConnectOptions`], [`ServerOptions`] |
 //! | [`unix_events`] | `unix_events.py` | `create_unix_connection`, `create_unix_server`, [`EventLoop::add_signal_handler`], [`wait_for_signal`], [`signal`] numbers, pipe transports ([`EventLoop::connect_read_pipe`], [`EventLoop::connect_write_pipe`]), the child watcher |
 //! | [`base_subprocess`] | `base_subprocess.py` | [`EventLoop::subprocess_exec`], [`SubprocessTransport`], [`SubprocessProtocol`], [`SubprocessOptions`] |
@@ -166,6 +166,12 @@
 //! | a garbage-collected `Process` leaves its pipes to the transport | dropping a [`Process`] closes the stdout / stderr pipes it still holds (not the child: it is never killed, and is reaped when it exits) | no reader is left, and a child writing on would block on a full pipe for ever |
 //! | `communicate(input)` returns `(stdout, stderr)` bytes or `None` | returns `(Option<Vec<u8>>, Option<Vec<u8>>)` | typed |
 //! | a coroutine whose reads find data buffered never suspends, and keeps the thread until the buffer runs dry | each task step has a budget of 128 stream operations (reads, `drain`, and writes, which spend but never yield); when it is spent the next read or `drain` yields once (wake, `Pending`); opt out with [`coop::unconstrained`] | one busy connection must not freeze the others (tokio's `coop`) |
+//! | `create_datagram_endpoint(factory, ('host', port), ..., family=, reuse_port=, allow_broadcast=, sock=)` | [`EventLoop::create_datagram_endpoint`]`(factory, Option<Address>, Option<Address>, DatagramOptions)`; IP and Unix addresses are one [`Address`] type, nothing is resolved | no keyword arguments; typed addresses (resolve with [`EventLoop::getaddrinfo`] first) |
+//! | `DatagramProtocol` subclasses `BaseProtocol` | [`DatagramProtocol`] is a trait of its own with the same callbacks | its `connection_made` receives a [`DatagramTransport`], not a stream [`Transport`] |
+//! | `family=AF_UNIX` with a non-string address raises `TypeError`; `sendto(data)` without an address on an unconnected endpoint fails in the socket call | both are `ValueError`s ([`Error::Value`]) at the call | [`Error`] has no `TypeError`; an argument error is reported where it is made |
+//! | one `recvfrom` / `sendto` per datagram | the same by default; with the feature `mmsg`, a UDP transport receives with `recvmmsg` (32 per call) and sends a batch's replies with one `sendmmsg`; `datagram_received` still gets one datagram per call | fewer system calls under load (chapter 14) |
+//! | `add_reader` plus a future to await readiness | [`AsyncSocket`]'s readiness primitive: `readable()`, `writable()`, `poll_read_ready`, `try_io`, `async_io` (tokio's `AsyncFd`) | lets users build adapters for any fd without callbacks |
+//! | a `socket.socket(AF_INET, SOCK_DGRAM)` awaited with `sock_recvfrom` / `sock_sendto` | also [`DatagramSocket`]: `bind`, `connect`, `recv_from().await`, `send_to().await`, `recv`, `send` | the shape Rust users know from std and tokio |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
 //! ## Not implemented yet
@@ -174,8 +180,6 @@
 //! reasons):
 //!
 //! - TLS (`ssl=`, `start_tls`);
-//! - datagrams (`create_datagram_endpoint`, `DatagramProtocol`, `sock_recvfrom`,
-//!   `sock_sendto`);
 //! - `sendfile` / `sock_sendfile`;
 //! - the socket options std and mio cannot set: `reuse_port=True`,
 //!   `reuse_address=False`, the kernel listen backlog, `local_addr` with a port,
@@ -248,10 +252,14 @@ pub use tasks::{
 };
 
 // Layer 3 (transports, protocols, servers): re-exports below.
-pub use protocols::{BaseProtocol, BufferedProtocol, Protocol};
-pub use selector_events::AsyncSocket;
+pub use protocols::{BaseProtocol, BufferedProtocol, DatagramProtocol, Protocol};
+pub use selector_events::{
+    AsyncSocket, DatagramFamily, DatagramOptions, DatagramSock, DatagramSocket, DatagramSource,
+};
 pub use server::{AcceptedSocket, AnyProtocol, ConnectOptions, Server, ServerOptions};
-pub use transports::{Address, BaseTransport, ExtraInfo, ReadTransport, Transport, WriteTransport};
+pub use transports::{
+    Address, BaseTransport, DatagramTransport, ExtraInfo, ReadTransport, Transport, WriteTransport,
+};
 
 // Layer 4 (streams): re-exports below.
 pub use streams::{
@@ -306,4 +314,6 @@ pub mod book {
     pub mod ch12_unix_events {}
     #[doc = include_str!("../docs/13-subprocesses.md")]
     pub mod ch13_subprocesses {}
+    #[doc = include_str!("../docs/14-datagrams.md")]
+    pub mod ch14_datagrams {}
 }

@@ -37,7 +37,7 @@ use std::cell::RefMut;
 use std::rc::Rc;
 
 use crate::exceptions::Error;
-use crate::transports::Transport;
+use crate::transports::{Address, DatagramTransport, Transport};
 
 /// Callbacks every protocol has (asyncio's `BaseProtocol`).
 pub trait BaseProtocol: 'static {
@@ -104,4 +104,53 @@ pub trait BufferedProtocol: BaseProtocol {
     fn eof_received(&self) -> bool {
         false
     }
+}
+
+/// A datagram protocol (asyncio's `DatagramProtocol`), driven by the transport of
+/// [`EventLoop::create_datagram_endpoint`](crate::EventLoop::create_datagram_endpoint).
+///
+/// ```text
+/// start -> connection_made -> (datagram_received | error_received)* -> connection_lost -> end
+/// ```
+///
+/// `pause_writing` / `resume_writing` may come anywhere in between, strictly
+/// alternating, as for a stream protocol. A panic in a callback is a fatal error for
+/// this endpoint only (reported to the loop's exception handler, then
+/// `connection_lost(Some(error))`).
+///
+/// It does not extend [`BaseProtocol`] because `connection_made` hands over a
+/// [`DatagramTransport`] rather than a stream [`Transport`]; the other
+/// [`BaseProtocol`] callbacks are repeated here with the same contracts.
+pub trait DatagramProtocol: 'static {
+    /// The endpoint is ready; keep `transport` to send. Called exactly once, first.
+    fn connection_made(&self, transport: Rc<dyn DatagramTransport>) {
+        let _ = transport;
+    }
+
+    /// One datagram arrived from `addr`, whole (a datagram of up to 256 KiB, so any
+    /// UDP datagram, is never split; an empty datagram is delivered as an empty
+    /// slice). `data` is borrowed from the transport's read buffer for the call only.
+    fn datagram_received(&self, data: &[u8], addr: &Address) {
+        let _ = (data, addr);
+    }
+
+    /// A send or receive failed with an OS error that does not end the endpoint (for
+    /// example `ConnectionRefused` after an ICMP port-unreachable on a connected UDP
+    /// socket). The transport stays open.
+    fn error_received(&self, exc: Error) {
+        let _ = exc;
+    }
+
+    /// The endpoint is closed (`exc` is `None` after `close()`/`abort()`, the error
+    /// after a fatal one). Called exactly once, last.
+    fn connection_lost(&self, exc: Option<Error>) {
+        let _ = exc;
+    }
+
+    /// The send buffer went over its high-water mark (see
+    /// [`BaseProtocol::pause_writing`]). Called synchronously from inside `sendto()`.
+    fn pause_writing(&self) {}
+
+    /// The send buffer drained to its low-water mark.
+    fn resume_writing(&self) {}
 }

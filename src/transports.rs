@@ -34,6 +34,24 @@ pub enum Address {
     Unix(Option<PathBuf>),
 }
 
+impl From<SocketAddr> for Address {
+    fn from(a: SocketAddr) -> Address {
+        Address::Inet(a)
+    }
+}
+
+impl From<PathBuf> for Address {
+    fn from(p: PathBuf) -> Address {
+        Address::Unix(Some(p))
+    }
+}
+
+impl From<&std::path::Path> for Address {
+    fn from(p: &std::path::Path) -> Address {
+        Address::Unix(Some(p.to_path_buf()))
+    }
+}
+
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -126,6 +144,43 @@ pub trait WriteTransport: BaseTransport {
 
 /// A bidirectional stream transport (asyncio's `Transport`).
 pub trait Transport: ReadTransport + WriteTransport {}
+
+/// A datagram transport (asyncio's `DatagramTransport`): what a
+/// [`DatagramProtocol`](crate::DatagramProtocol) can do with its endpoint.
+///
+/// `close()` stops receiving at once and calls `connection_lost(None)` after the
+/// queued datagrams are sent; `get_extra_info` knows `"peername"` (connected
+/// endpoints), `"sockname"` and `"socket"`.
+pub trait DatagramTransport: BaseTransport {
+    /// Send one datagram to `addr` (asyncio's `sendto(data, addr)`). On a connected
+    /// endpoint (made with a `remote_addr`) `addr` must be `None` or that address,
+    /// otherwise `ValueError: Invalid address: must be None or <addr>`; on an
+    /// unconnected one it must be given (`ValueError`). The datagram is sent at once
+    /// when nothing is queued; if the kernel's buffer is full it is queued (whole) and
+    /// sent when the socket turns writable, in order. Other OS errors go to the
+    /// protocol's `error_received`, not to the caller. An empty `data` is sent as an
+    /// empty datagram. After the endpoint is closed the datagram is dropped (logged
+    /// from the fifth on). With the crate feature `mmsg`, a datagram sent on a UDP
+    /// endpoint from inside its `datagram_received` goes out with the others of the
+    /// same receive batch, in order, in one `sendmmsg` at the end of the batch.
+    fn sendto(&self, data: &[u8], addr: Option<&Address>) -> Result<()>;
+
+    /// Close at once (asyncio's `abort()`): queued datagrams are dropped and
+    /// `connection_lost(None)` follows.
+    fn abort(&self);
+
+    /// How many bytes wait in the send queue: each queued datagram's payload plus 8
+    /// (asyncio's per-datagram header size, so empty datagrams count too).
+    fn get_write_buffer_size(&self) -> usize;
+
+    /// The `(low, high)` water marks.
+    fn get_write_buffer_limits(&self) -> (usize, usize);
+
+    /// Set the water marks, as [`WriteTransport::set_write_buffer_limits`]: the
+    /// protocol is paused when the queue grows over `high` and resumed when it drains
+    /// to `low`.
+    fn set_write_buffer_limits(&self, high: Option<usize>, low: Option<usize>) -> Result<()>;
+}
 
 /// Resolve asyncio's water-mark defaults and check them (`_FlowControlMixin`'s rule).
 pub fn resolve_write_buffer_limits(

@@ -22,9 +22,11 @@
 //! Transports do better (see the transport module): they read until `WouldBlock` or a
 //! short read, so they never need re-arming.
 
+mod datagram;
 mod sock;
 pub(crate) mod transport;
 
+pub use datagram::{DatagramFamily, DatagramOptions, DatagramSock, DatagramSocket, DatagramSource};
 pub use sock::AsyncSocket;
 
 use std::cell::{Cell, RefCell};
@@ -595,27 +597,50 @@ impl IoWaiter {
         })
     }
 
-    /// Ready if any of `mask` is set; else remember the waker and wait.
+    /// Whether any of `mask` (with the closed / error bits of its directions) is set.
+    pub(crate) fn is_ready(&self, mask: u8) -> bool {
+        let mut also = 0;
+        if mask & READABLE != 0 {
+            also |= READ_CLOSED | ERROR;
+        }
+        if mask & WRITABLE != 0 {
+            also |= WRITE_CLOSED | ERROR;
+        }
+        self.ready.get() & (mask | also) != 0
+    }
+
+    /// Ready if any of `mask` is set; else remember the waker (in the slot of each
+    /// direction in `mask`) and wait.
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, mask: u8) -> Poll<()> {
-        let (also, slot) = if mask & READABLE != 0 {
-            (READ_CLOSED | ERROR, &self.read_waker)
-        } else {
-            (WRITE_CLOSED | ERROR, &self.write_waker)
-        };
-        if self.ready.get() & (mask | also) != 0 {
+        if self.is_ready(mask) {
             return Poll::Ready(());
         }
-        let mut w = slot.borrow_mut();
-        match &*w {
-            Some(old) if old.will_wake(cx.waker()) => {}
-            _ => *w = Some(cx.waker().clone()),
+        for (bit, slot) in [(READABLE, &self.read_waker), (WRITABLE, &self.write_waker)] {
+            if mask & bit == 0 {
+                continue;
+            }
+            let mut w = slot.borrow_mut();
+            match &*w {
+                Some(old) if old.will_wake(cx.waker()) => {}
+                _ => *w = Some(cx.waker().clone()),
+            }
         }
         Poll::Pending
     }
 
     /// The syscall said `WouldBlock`: forget the readiness in `mask`.
+    /// A `WouldBlock` also means no error is pending (a pending error is what the
+    /// syscall would have returned) and the direction is not closed, so those bits go
+    /// too: a UDP socket's consumed ICMP error must not keep it "ready" forever.
     pub(crate) fn clear(&self, mask: u8) {
-        self.ready.set(self.ready.get() & !mask);
+        let mut m = mask | ERROR;
+        if mask & READABLE != 0 {
+            m |= READ_CLOSED;
+        }
+        if mask & WRITABLE != 0 {
+            m |= WRITE_CLOSED;
+        }
+        self.ready.set(self.ready.get() & !m);
     }
 }
 

@@ -1,5 +1,6 @@
 //! Low-level socket coroutines (asyncio's `loop.sock_recv()`, `sock_sendall()`,
-//! `sock_connect()`, `sock_accept()`, ...).
+//! `sock_connect()`, `sock_accept()`, `sock_recvfrom()`, ...) and the public readiness
+//! primitive they are built on.
 //!
 //! asyncio passes a plain non-blocking socket to each call and registers a reader or
 //! writer callback for the duration of the call. Here a socket is wrapped once in an
@@ -14,14 +15,107 @@
 //! | `await loop.sock_sendall(sock, data)` | `sock.sendall(data).await` |
 //! | `await loop.sock_connect(sock, addr)` | `AsyncSocket::connect(&lp, addr).await` |
 //! | `await loop.sock_accept(sock)` | `listener.accept().await` |
+//! | `await loop.sock_recvfrom(sock, n)` | `lp.sock_recvfrom(&sock, n).await` or `sock.recvfrom(n).await` |
+//! | `await loop.sock_sendto(sock, data, addr)` | `sock.sendto(data, &addr).await` |
+//! | `loop.add_reader(fd, cb)` + a future | `sock.readable().await`, `sock.try_io(..)`, `sock.async_io(..)` |
 //!
-//! Cancellation: dropping an operation's future leaves the socket registered and
-//! unchanged (nothing was consumed: a `recv` that did not complete read nothing; a
-//! `sendall` that is dropped may have sent a prefix, as in asyncio). Dropping the
-//! [`AsyncSocket`] deregisters it from the loop and closes the socket.
+//! # The readiness primitive
 //!
-//! One task at a time may wait to read and one to write on a socket (asyncio's
-//! `add_reader` replaces the previous reader in the same way).
+//! [`AsyncSocket`] wraps any mio source that has an fd: mio's sockets (TCP, UDP, Unix
+//! stream and datagram), pipes (`mio::unix::pipe`), or a type of your own that holds an
+//! fd and implements [`Source`] through [`mio::unix::SourceFd`]. Its
+//! [`readable`](AsyncSocket::readable) / [`writable`](AsyncSocket::writable) /
+//! [`poll_read_ready`](AsyncSocket::poll_read_ready) /
+//! [`poll_write_ready`](AsyncSocket::poll_write_ready) /
+//! [`try_io`](AsyncSocket::try_io) / [`async_io`](AsyncSocket::async_io) let a task
+//! wait for readiness and build its own adapters (tokio's `AsyncFd`; asyncio has no
+//! twin beyond `add_reader` / `add_writer`, whose callbacks a coroutine would wrap in
+//! a future). The contract:
+//!
+//! - **Edge-triggered, remembered.** The loop records each readiness edge mio reports;
+//!   `readable()` returns at once while the read readiness is remembered. A new
+//!   `AsyncSocket` starts ready in both directions (the first attempt is always the
+//!   syscall).
+//! - **Clear on `WouldBlock`, and only then.** After a syscall returned `WouldBlock`,
+//!   clear the readiness ([`clear_read_ready`](AsyncSocket::clear_read_ready), or let
+//!   `try_io` / `async_io` do it); the next wake-up comes with the next edge. Clearing
+//!   after a successful, partial, or short operation may wait forever for data that
+//!   is already there. Read-closed, write-closed and error events count as ready for
+//!   the direction they concern (the syscall then reports EOF or the error).
+//! - **One waiter per direction.** One task may wait to read and one to write at a
+//!   time; a second task polling the same direction replaces the first's waker (as
+//!   asyncio's `add_reader` replaces the previous reader).
+//! - **Cancel safety.** Waiting consumes nothing: dropping a `readable()` /
+//!   `writable()` / `async_io` future between attempts loses no readiness and no data.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use mio::Interest;
+//!
+//! asyncio::run(async {
+//!     let lp = asyncio::get_running_loop()?;
+//!     let (mut tx, rx) = mio::unix::pipe::new()?;
+//!     let rx = asyncio::AsyncSocket::new(&lp, rx)?;
+//!     tx.write_all(b"ready")?;
+//!     let mut buf = [0; 16];
+//!     let n = rx.async_io(Interest::READABLE, |mut r| r.read(&mut buf)).await?;
+//!     assert_eq!(&buf[..n], b"ready");
+//!     // Drained: the next try gets WouldBlock and clears the readiness.
+//!     let e = rx.try_io(Interest::READABLE, |mut r| r.read(&mut buf)).unwrap_err();
+//!     assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+//!     Ok::<_, asyncio::Error>(())
+//! }).unwrap().unwrap();
+//! ```
+//!
+//! A fd of your own needs only a type that says how to register it (mio's
+//! [`SourceFd`](mio::unix::SourceFd) does the work) and what its fd is:
+//!
+//! ```
+//! use std::io::{self, Read, Write};
+//! use std::fs::File;
+//! use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+//! use mio::{event::Source, unix::SourceFd, Interest, Registry, Token};
+//!
+//! /// Any non-blocking fd, held as a `File` so that `&File` reads and writes it.
+//! struct MyFd(File);
+//!
+//! impl AsRawFd for MyFd {
+//!     fn as_raw_fd(&self) -> RawFd {
+//!         self.0.as_raw_fd()
+//!     }
+//! }
+//!
+//! impl Source for MyFd {
+//!     fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+//!         SourceFd(&self.0.as_raw_fd()).register(r, t, i)
+//!     }
+//!     fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+//!         SourceFd(&self.0.as_raw_fd()).reregister(r, t, i)
+//!     }
+//!     fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+//!         SourceFd(&self.0.as_raw_fd()).deregister(r)
+//!     }
+//! }
+//!
+//! asyncio::run(async {
+//!     let lp = asyncio::get_running_loop()?;
+//!     let (mut peer, mine) = std::os::unix::net::UnixStream::pair()?;
+//!     mine.set_nonblocking(true)?;
+//!     let fd: OwnedFd = mine.into();
+//!     let sock = asyncio::AsyncSocket::new(&lp, MyFd(File::from(fd)))?;
+//!     peer.write_all(b"hi")?;
+//!     let mut buf = [0; 8];
+//!     let n = sock.async_io(Interest::READABLE, |s| (&s.0).read(&mut buf)).await?;
+//!     assert_eq!(&buf[..n], b"hi");
+//!     Ok::<_, asyncio::Error>(())
+//! }).unwrap().unwrap();
+//! ```
+//!
+//! Cancellation of the `sock_*` operations: dropping an operation's future leaves the
+//! socket registered and unchanged (nothing was consumed: a `recv` that did not
+//! complete read nothing; a `sendall` that is dropped may have sent a prefix, as in
+//! asyncio). Dropping the [`AsyncSocket`] deregisters it from the loop and closes the
+//! socket.
 
 use std::fmt;
 use std::future::poll_fn;
@@ -29,7 +123,7 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use mio::event::Source;
 use mio::Interest;
@@ -38,9 +132,11 @@ use super::{IoWaiter, READABLE, WRITABLE};
 use crate::base_events::EventLoop;
 use crate::exceptions::{Error, Result};
 
-/// A non-blocking socket registered with a loop (the socket argument of asyncio's
-/// `sock_*` methods). `S` is a mio socket: `TcpStream`, `TcpListener`, `UnixStream`,
-/// `UnixListener`.
+/// A non-blocking socket (or any fd) registered with a loop: the socket argument of
+/// asyncio's `sock_*` methods, and the public readiness primitive (see the module
+/// docs for its contract). `S` is a mio source with an fd: `TcpStream`,
+/// `TcpListener`, `UnixStream`, `UnixListener`, `UdpSocket`, `UnixDatagram`, a pipe
+/// end, or your own type over [`mio::unix::SourceFd`].
 pub struct AsyncSocket<S: Source + AsRawFd> {
     sock: Option<S>,
     waiter: Rc<IoWaiter>,
@@ -84,12 +180,105 @@ impl<S: Source + AsRawFd> AsyncSocket<S> {
         s
     }
 
+    // ----- the public readiness primitive (tokio's `AsyncFd`) ----------------------
+
+    /// Poll for read readiness: `Ready(Ok(()))` once the loop has seen the socket
+    /// readable (or read-closed, or in error) since the last
+    /// [`clear_read_ready`](AsyncSocket::clear_read_ready); otherwise the task's waker
+    /// is stored and woken on the next readable edge. A fresh `AsyncSocket` starts
+    /// ready (the first attempt is always the syscall itself). `Err` only if the loop
+    /// is closed. One waker per direction: a second task polling the same direction
+    /// replaces the first one's waker.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll_mask(cx, READABLE)
+    }
+
+    /// Poll for write readiness: as [`poll_read_ready`](AsyncSocket::poll_read_ready)
+    /// for the write side.
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll_mask(cx, WRITABLE)
+    }
+
+    /// Wait until the socket is readable (see
+    /// [`poll_read_ready`](AsyncSocket::poll_read_ready)). Returns at once while the
+    /// readiness is remembered: after a syscall returned `WouldBlock`, call
+    /// [`clear_read_ready`](AsyncSocket::clear_read_ready) or this keeps returning at
+    /// once. Cancel-safe: dropping the future loses nothing.
+    pub async fn readable(&self) -> Result<()> {
+        poll_fn(|cx| self.poll_read_ready(cx)).await
+    }
+
+    /// Wait until the socket is writable; as [`readable`](AsyncSocket::readable).
+    pub async fn writable(&self) -> Result<()> {
+        poll_fn(|cx| self.poll_write_ready(cx)).await
+    }
+
+    /// Forget the read readiness: a syscall returned `WouldBlock`. mio's poll is
+    /// edge-triggered, so the next wake-up comes only with the next edge; clearing
+    /// after anything other than `WouldBlock` can make a task wait for data that is
+    /// already there.
+    pub fn clear_read_ready(&self) {
+        self.waiter.clear(READABLE);
+    }
+
+    /// Forget the write readiness (a send returned `WouldBlock`); as
+    /// [`clear_read_ready`](AsyncSocket::clear_read_ready).
+    pub fn clear_write_ready(&self) {
+        self.waiter.clear(WRITABLE);
+    }
+
+    /// Try one non-blocking operation now: if the socket is not known ready for
+    /// `interest`, return `WouldBlock` without calling `f`; otherwise call `f` and, if
+    /// it returns `WouldBlock`, clear that readiness. `f` must return `WouldBlock` only
+    /// when the socket did. `interest` is [`Interest::READABLE`] or
+    /// [`Interest::WRITABLE`] (both: ready if either is).
+    pub fn try_io<T>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce(&S) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let mask = mask_of(interest);
+        if !self.waiter.is_ready(mask) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let r = f(self.get_ref());
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.waiter.clear(mask);
+        }
+        r
+    }
+
+    /// Run `f` until it stops returning `WouldBlock`, waiting for `interest` readiness
+    /// in between (tokio's `async_io`; asyncio's "try the syscall, then `add_reader`").
+    /// `Interrupted` retries at once. Cancel-safe if `f` is: between calls of `f` the
+    /// future only waits.
+    pub async fn async_io<T>(
+        &self,
+        interest: Interest,
+        f: impl FnMut(&S) -> io::Result<T>,
+    ) -> Result<T> {
+        self.io(mask_of(interest), f).await
+    }
+
+    fn poll_mask(&self, cx: &mut Context<'_>, mask: u8) -> Poll<Result<()>> {
+        if self.lp.is_closed() {
+            return Poll::Ready(Err(Error::runtime("Event loop is closed")));
+        }
+        self.waiter.poll_ready(cx, mask).map(Ok)
+    }
+
     /// Run `op` until it stops returning `WouldBlock`, waiting for `mask` readiness in
-    /// between (tokio's `async_io`, asyncio's "try, then add_reader").
-    async fn io<T>(&self, mask: u8, mut op: impl FnMut(&S) -> io::Result<T>) -> Result<T> {
+    /// between.
+    pub(crate) async fn io<T>(
+        &self,
+        mask: u8,
+        mut op: impl FnMut(&S) -> io::Result<T>,
+    ) -> Result<T> {
         poll_fn(|cx| loop {
-            if self.waiter.poll_ready(cx, mask).is_pending() {
-                return Poll::Pending;
+            match self.poll_mask(cx, mask) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
             }
             match op(self.get_ref()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.waiter.clear(mask),
@@ -99,6 +288,18 @@ impl<S: Source + AsRawFd> AsyncSocket<S> {
         })
         .await
     }
+}
+
+/// The readiness bits of a mio interest.
+fn mask_of(interest: Interest) -> u8 {
+    let mut m = 0;
+    if interest.is_readable() {
+        m |= READABLE;
+    }
+    if interest.is_writable() {
+        m |= WRITABLE;
+    }
+    m
 }
 
 impl<S: Source + AsRawFd> AsyncSocket<S>
