@@ -88,3 +88,28 @@ fn subprocess_under_the_eager_factory() {
         assert_eq!(out.unwrap(), b"eager");
     });
 }
+
+#[test]
+fn task_group_children_that_finish_or_fail_in_their_eager_start() {
+    run(async {
+        let tg = asyncio::TaskGroup::new().unwrap();
+        let ok = tg.create_task(async { Ok(1) });
+        assert!(ok.done());
+        let slow = tg.create_task(async {
+            asyncio::sleep(Duration::from_secs(3600)).await;
+            Ok(2)
+        });
+        let bad = tg.create_task(async { Err::<(), _>(asyncio::Error::value("bad")) });
+        assert!(bad.done());
+        assert!(tg.is_aborting());
+        let refused = tg.create_task(async { Ok(3) });
+        assert!(refused.done());
+        let r = tg.wait().await;
+        assert!(
+            matches!(r, Err(asyncio::Error::Group(ref v)) if v.len() == 1),
+            "{r:?}"
+        );
+        assert!(slow.done());
+        assert_eq!(ok.await.unwrap(), 1);
+    });
+}
