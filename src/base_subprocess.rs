@@ -290,6 +290,17 @@ impl Protocol for PipeProto {
     }
 }
 
+/// Closes a transport whose creation did not complete (see `SubprocessTransport::spawn`).
+struct CloseOnDrop(Option<Rc<SubprocessTransport>>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            p.close();
+        }
+    }
+}
+
 /// The child's side and our side of one standard stream.
 struct StdioPair {
     child: std::process::Stdio,
@@ -414,6 +425,10 @@ impl SubprocessTransport {
                 exit_waiters: Vec::new(),
             }),
         });
+        // Until `connection_made` has run, an error or the caller dropping this future
+        // closes the transport, killing the child (asyncio's `transp.close()` in
+        // `_make_subprocess_transport`): nobody could reach it any more.
+        let mut guard = CloseOnDrop(Some(proc.clone()));
         let weak = proc.me.clone();
         watcher.add_child(
             child,
@@ -459,6 +474,7 @@ impl SubprocessTransport {
             }
         });
         waiter.await?;
+        guard.0 = None;
         Ok(proc)
     }
 
@@ -710,6 +726,8 @@ impl EventLoop {
     /// protocol made by `protocol_factory` (asyncio's `subprocess_exec()`); returns
     /// `(transport, protocol)` after `connection_made`. A program that cannot be found
     /// is an `Io` error of kind `NotFound`; every fd made for it is closed again.
+    /// Dropped (cancelled) after the spawn but before it returns, it closes the
+    /// transport and kills the child, as asyncio does.
     ///
     /// ```
     /// use std::cell::RefCell;

@@ -623,3 +623,41 @@ fn creation_cancelled_midway_still_reaps_the_child() {
         panic!("the child of a cancelled subprocess_exec was not reaped");
     });
 }
+
+#[test]
+fn creation_cancelled_midway_kills_a_child_that_would_run_on() {
+    // asyncio's `_make_subprocess_transport` closes the transport (killing the child)
+    // when the wait for `connection_made` is cancelled. `cat` on a stdin pipe nobody
+    // will ever close would otherwise run (and hold its pipes) until the loop closes.
+    let _g = serial();
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        let pid = Rc::new(std::cell::Cell::new(0u32));
+        struct Made(Rc<std::cell::Cell<u32>>);
+        impl SubprocessProtocol for Made {
+            fn connection_made(&self, t: Rc<SubprocessTransport>) {
+                self.0.set(t.get_pid());
+            }
+        }
+        let p2 = pid.clone();
+        let l2 = lp.clone();
+        let task = asyncio::create_task(async move {
+            let _ = l2
+                .subprocess_exec(move || Made(p2), "cat", NO_ARGS, SubprocessOptions::pipes())
+                .await;
+        });
+        asyncio::sleep(Duration::ZERO).await;
+        task.cancel();
+        while pid.get() == 0 {
+            asyncio::sleep(Duration::from_millis(1)).await;
+        }
+        let stat = format!("/proc/{}/stat", pid.get());
+        for _ in 0..2000 {
+            if !std::path::Path::new(&stat).exists() {
+                return;
+            }
+            asyncio::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the child of a cancelled subprocess_exec still runs");
+    });
+}

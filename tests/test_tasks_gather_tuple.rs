@@ -195,3 +195,24 @@ fn twelve_futures_of_mixed_types() {
     assert_eq!(out.8, '9');
     assert_eq!(out.11, vec![12]);
 }
+
+#[test]
+fn made_outside_the_loop_an_eager_first_error_still_leaves_the_others_running() {
+    // Made before the loop runs, the children are spawned at the first poll. Under the
+    // eager task factory the first child fails inside that spawn: the others must
+    // still be started and run on, as asyncio's gather promises.
+    let lp = EventLoop::new().unwrap();
+    lp.set_task_factory(asyncio::TaskFactory::Eager);
+    let ran = std::rc::Rc::new(std::cell::Cell::new(false));
+    let r = ran.clone();
+    let g = asyncio::gather!(async { Err::<(), _>(Error::value("first")) }, async move {
+        r.set(true);
+        Ok(())
+    },);
+    let out = lp.run_until_complete(g).unwrap();
+    assert!(out.is_err());
+    lp.run_until_complete(asyncio::sleep(Duration::ZERO))
+        .unwrap();
+    assert!(ran.get(), "the second child never ran");
+    lp.close().unwrap();
+}

@@ -463,3 +463,55 @@ fn a_character_device_epoll_cannot_watch_is_an_error_not_a_panic() {
         assert!(matches!(r, Err(Error::Io(_))), "{:?}", r.err());
     });
 }
+
+/// Cancel `fut` (run as a task) after its first step, then let the loop turn.
+async fn start_then_cancel(fut: impl std::future::Future<Output = ()> + 'static) {
+    let task = asyncio::create_task(fut);
+    asyncio::sleep(Duration::ZERO).await;
+    assert!(!task.done(), "the connection waits for connection_made");
+    task.cancel();
+    asyncio::sleep(Duration::ZERO).await;
+}
+
+#[test]
+fn open_write_pipe_cancelled_before_it_returns_closes_the_pipe() {
+    // asyncio's connect_write_pipe closes the transport when its wait is cancelled;
+    // kept open, the reader of the pipe would never see EOF.
+    run(async {
+        let (r, w) = pipe();
+        start_then_cancel(async move {
+            let _ = asyncio::streams::open_write_pipe(w).await;
+        })
+        .await;
+        let mut reader = asyncio::streams::open_read_pipe(r).await.unwrap();
+        let eof = asyncio::wait_for(reader.read_to_end(), Duration::from_secs(10)).await;
+        assert!(eof
+            .expect("no EOF: the cancelled write pipe is still open")
+            .unwrap()
+            .is_empty());
+    });
+}
+
+#[test]
+fn connect_read_pipe_cancelled_before_it_returns_closes_the_pipe() {
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        let (r, w) = pipe();
+        start_then_cancel(async move {
+            let _ = lp.connect_read_pipe(Rec::default, r).await;
+        })
+        .await;
+        // With the read end closed, a write fails with EPIPE.
+        let mut w = std::fs::File::from(w);
+        for _ in 0..2000 {
+            match w.write(b"x") {
+                Err(e) if e.kind() == ErrorKind::BrokenPipe => return,
+                r => {
+                    r.unwrap();
+                }
+            }
+            asyncio::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the cancelled read pipe is still open");
+    });
+}

@@ -9,7 +9,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use super::{StreamReader, StreamReaderProtocol, StreamWriter, DEFAULT_LIMIT};
 use crate::events::get_running_loop;
 use crate::exceptions::Result;
-use crate::unix_events::pipes::{check_pipe, ReadPipeTransport, WritePipeTransport};
+use crate::unix_events::pipes::{
+    check_pipe, CloseUnlessConnected, ReadPipeTransport, WritePipeTransport,
+};
 
 /// A [`StreamReader`] reading the pipe `pipe` (any pipe, FIFO, socket or character
 /// device, see [`EventLoop::connect_read_pipe`](crate::EventLoop::connect_read_pipe)),
@@ -41,13 +43,15 @@ pub async fn open_read_pipe_with(pipe: impl Into<OwnedFd>, limit: usize) -> Resu
     let (fd, _) = check_pipe(pipe.into())?;
     let reader = StreamReader::with_limit(limit)?;
     let waiter = lp.create_future::<()>();
-    ReadPipeTransport::start(
+    let t = ReadPipeTransport::start(
         &lp,
         fd,
         StreamReaderProtocol::new(&reader),
         Some(waiter.clone()),
     )?;
+    let mut guard = CloseUnlessConnected(Some(t));
     waiter.await?;
+    guard.0 = None;
     Ok(reader)
 }
 
@@ -95,6 +99,8 @@ pub async fn open_write_pipe(pipe: impl Into<OwnedFd>) -> Result<StreamWriter> {
     let proto = StreamReaderProtocol::new(&reader);
     let waiter = lp.create_future::<()>();
     let t = WritePipeTransport::start(&lp, fd, proto.clone(), Some(waiter.clone()))?;
+    let mut guard = CloseUnlessConnected(Some(t.clone()));
     waiter.await?;
+    guard.0 = None;
     Ok(StreamWriter::new(t, proto))
 }

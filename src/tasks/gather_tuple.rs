@@ -143,15 +143,25 @@ macro_rules! gather_tuple_impl {
             }
 
             fn poll_slots(slots: &mut Self::Slots, cx: &mut Context<'_>, fail_fast: bool) -> Poll<bool> {
+                // Every slot is polled, also after a failure: an unspawned child is
+                // started by its poll (an eager one may fail inside it), and must run
+                // on even if an earlier one failed.
                 let mut pending = false;
+                let mut failed = false;
                 $(
                     match slots.$i.poll_slot(cx) {
                         Poll::Pending => pending = true,
-                        Poll::Ready(true) if fail_fast => return Poll::Ready(true),
-                        Poll::Ready(_) => {}
+                        Poll::Ready(true) => failed = true,
+                        Poll::Ready(false) => {}
                     }
                 )+
-                if pending { Poll::Pending } else { Poll::Ready(false) }
+                if failed && fail_fast {
+                    Poll::Ready(true)
+                } else if pending {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(false)
+                }
             }
 
             fn first_error(slots: &mut Self::Slots) -> E {

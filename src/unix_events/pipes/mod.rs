@@ -46,7 +46,7 @@ pub(crate) use write::WritePipeTransport;
 use crate::base_events::EventLoop;
 use crate::exceptions::{Error, Result};
 use crate::protocols::Protocol;
-use crate::transports::{ReadTransport, WriteTransport};
+use crate::transports::{BaseTransport, ReadTransport, WriteTransport};
 
 /// Which kind of file a pipe transport accepts.
 pub(crate) enum PipeKind {
@@ -75,6 +75,20 @@ pub(crate) fn check_pipe(fd: OwnedFd) -> Result<(OwnedFd, PipeKind)> {
     Ok((OwnedFd::from(file), kind))
 }
 
+/// Closes a pipe transport whose connection did not complete: the call waiting for
+/// `connection_made` failed or was dropped (cancelled), as asyncio's `connect_read_pipe` /
+/// `connect_write_pipe` close theirs. Without it the transport would hold its fd (a
+/// write end: the reader never sees EOF) until the loop closes. Disarm with `.0 = None`.
+pub(crate) struct CloseUnlessConnected(pub(crate) Option<Rc<dyn BaseTransport>>);
+
+impl Drop for CloseUnlessConnected {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.close();
+        }
+    }
+}
+
 fn make_protocol<P: Protocol>(factory: impl FnOnce() -> P) -> Result<Rc<P>> {
     catch_unwind(AssertUnwindSafe(factory))
         .map(Rc::new)
@@ -93,6 +107,8 @@ impl EventLoop {
     /// The protocol sees `connection_made`, `data_received*`, then at the writer's
     /// EOF `eof_received` and `connection_lost(None)`; a read error is
     /// `connection_lost(Some(error))`. See the module docs.
+    ///
+    /// Cancel-safe: dropped before it returns, it closes the transport (and the fd).
     ///
     /// ```
     /// use std::cell::RefCell;
@@ -136,7 +152,9 @@ impl EventLoop {
         let p = make_protocol(protocol_factory)?;
         let waiter = self.create_future::<()>();
         let t = ReadPipeTransport::start(self, fd, p.clone(), Some(waiter.clone()))?;
+        let mut guard = CloseUnlessConnected(Some(t.clone()));
         waiter.await?;
+        guard.0 = None;
         Ok((t, p))
     }
 
@@ -148,7 +166,8 @@ impl EventLoop {
     /// `write()` never blocks; the protocol gets `pause_writing` / `resume_writing` at
     /// the water marks; `write_eof()` or `close()` closes the pipe after the buffer is
     /// flushed; `abort()` drops the buffer. A reader that went away is
-    /// `connection_lost(Some(BrokenPipe))` (see the module docs).
+    /// `connection_lost(Some(BrokenPipe))` (see the module docs). Cancel-safe:
+    /// dropped before it returns, it closes the transport (and the fd).
     pub async fn connect_write_pipe<P: Protocol>(
         &self,
         protocol_factory: impl FnOnce() -> P,
@@ -159,7 +178,9 @@ impl EventLoop {
         let p = make_protocol(protocol_factory)?;
         let waiter = self.create_future::<()>();
         let t = WritePipeTransport::start(self, fd, p.clone(), Some(waiter.clone()))?;
+        let mut guard = CloseUnlessConnected(Some(t.clone()));
         waiter.await?;
+        guard.0 = None;
         Ok((t, p))
     }
 }
