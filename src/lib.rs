@@ -124,6 +124,7 @@ pub mod queues;
 pub mod runners;
 pub mod selector_events;
 pub mod server;
+pub mod staggered;
 pub mod streams;
 pub mod taskgroups;
 pub mod tasks;
@@ -154,7 +155,9 @@ pub use tasks::{
 // Layer 3 (transports, protocols, servers): re-exports below.
 pub use protocols::{BaseProtocol, BufferedProtocol, Protocol};
 pub use selector_events::AsyncSocket;
-pub use server::{AcceptedSocket, AnyProtocol, ConnectOptions, Server, ServerOptions};
+pub use server::{
+    AcceptedSocket, AnyProtocol, ConnectOptions, ListeningSocket, Server, ServerOptions,
+};
 pub use transports::{Address, BaseTransport, ExtraInfo, ReadTransport, Transport, WriteTransport};
 
 // Layer 4 (streams): re-exports below.
