@@ -47,7 +47,8 @@
 //! | [`runners`] | `runners.py` | [`run`] |
 //! | [`protocols`] | `protocols.py` | [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`] |
 //! | [`transports`] | `transports.py` | [`Transport`] and its read / write halves |
-//! | [`server`] | `base_events.py` (`Server`, `create_connection`, `create_server`) | [`Server`], [`ConnectOptions`], [`ServerOptions`] |
+//! | [`server`] | `base_events.py` (`Server`, `create_connection`, `create_server`) | [`Server`], [`ConnectOptions`], [`ServerOptions`], [`server::serve_multicore`] |
+//! | [`staggered`] | `staggered.py` | [`staggered::staggered_race`] (Happy Eyeballs) |
 //! | [`unix_events`] | `unix_events.py` | `create_unix_connection`, `create_unix_server` |
 //! | [`streams`] | `streams.py` | [`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`], [`StreamReaderProtocol`] |
 //! | [`exceptions`] | `exceptions.py` | [`Error`], one variant per asyncio exception |
@@ -96,7 +97,9 @@
 //! | `put_nowait` raises `QueueFull` / `QueueShutDown` | returns [`PutNowaitError`]`::{Full, ShutDown}` holding the item (`put` returns [`PutError`]); both convert into [`Error::QueueFull`] / [`Error::QueueShutDown`] | the item was moved into the call: an error without it would drop it |
 //! | `Queue(maxsize)`, any `maxsize <= 0` is unbounded | `maxsize: usize`, `0` is unbounded | no negative sizes |
 //! | `PriorityQueue`, `LifoQueue` subclass `Queue` and override `_put` / `_get` | one [`GenericQueue`] over a [`queues::Storage`]; [`Queue`], [`LifoQueue`], [`PriorityQueue`] are type aliases | generics instead of subclasses |
-//! | TLS (`ssl=`, `start_tls`) | not provided | the crate depends on mio, slab and log only |
+//! | TLS (`ssl=`, `start_tls`) | not provided | the crate has no TLS dependency |
+//! | `create_connection(sock=s)` wants a connected `s` | an unconnected TCP socket with `host`/`port` is connected by the loop ([`ConnectOptions::sock`]) | set your own options on a socket (e.g. with `socket2`) and still let the loop connect it |
+//! | one loop per thread, by hand | [`server::serve_multicore`]: N loops on N threads, one `SO_REUSEPORT` listener each | the way to use several cores with single-threaded loops |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
 //! ## Threads
