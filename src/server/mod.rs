@@ -77,6 +77,7 @@ use crate::transports::{Address, Transport};
 mod create;
 mod multicore;
 mod options;
+pub mod sendfile;
 mod sockets;
 
 pub(crate) use create::{adopt_connected, connect_error, run_factory, start_transport};

@@ -55,10 +55,12 @@
 mod buffer;
 mod protocol;
 mod reader;
+mod sendfile;
 mod writer;
 
 pub use protocol::StreamReaderProtocol;
 pub use reader::{StreamReader, DEFAULT_LIMIT};
+pub use sendfile::STREAM_SENDFILE_BLOCK;
 pub use writer::StreamWriter;
 
 use std::future::{poll_fn, Future as StdFuture};
