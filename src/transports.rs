@@ -123,7 +123,22 @@ pub trait WriteTransport: BaseTransport {
 }
 
 /// A bidirectional stream transport (asyncio's `Transport`).
-pub trait Transport: ReadTransport + WriteTransport {}
+pub trait Transport: ReadTransport + WriteTransport {
+    /// The protocol the transport calls (asyncio's `get_protocol()`); `None` once the
+    /// connection is lost, or if the transport does not say (the default).
+    fn get_protocol(&self) -> Option<crate::server::AnyProtocol> {
+        None
+    }
+
+    /// Call `protocol` from now on instead of the current one (asyncio's
+    /// `set_protocol()`); its `connection_made` is **not** called. A no-op once the
+    /// connection is lost. The default (a transport that cannot switch) is a
+    /// `RuntimeError`.
+    fn set_protocol(&self, protocol: crate::server::AnyProtocol) -> Result<()> {
+        let _ = protocol;
+        Err(Error::runtime("this transport cannot switch its protocol"))
+    }
+}
 
 /// Resolve asyncio's water-mark defaults and check them (`_FlowControlMixin`'s rule).
 pub fn resolve_write_buffer_limits(

@@ -128,15 +128,16 @@ fn stream_sendfile_respects_flow_control() {
                         set_sndbuf(&fd, 16 * 1024);
                     }
                     // Sample the transport's buffer while the file goes out.
-                    let t = w.transport().clone();
+                    let (t, ms) = (w.transport().clone(), m.clone());
                     let sampler = asyncio::create_task(async move {
                         loop {
-                            m.set(m.get().max(t.get_write_buffer_size()));
+                            ms.set(ms.get().max(t.get_write_buffer_size()));
                             asyncio::yield_now().await;
                         }
                     });
                     w.write(b"HEAD")?;
                     let sent = w.sendfile(&f, 0, None).await?;
+                    m.set(m.get().max(w.transport().get_write_buffer_size()));
                     sampler.cancel();
                     w.write(b"TAIL")?;
                     w.close();
@@ -184,6 +185,166 @@ fn stream_sendfile_on_a_closing_writer_is_a_runtime_error() {
         let (_r, w) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
         w.close();
         match w.sendfile(&file, 0, None).await {
+            Err(Error::Runtime(m)) => assert_eq!(m, "Transport is closing"),
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+// ----- loop.sendfile(transport, ...) ---------------------------------------------------
+
+/// A streams server on 127.0.0.1 whose clients read everything slowly (small reads, a
+/// yield between each) into `sink`; returns its port.
+async fn slow_sink(sink: Rc<std::cell::RefCell<Vec<u8>>>, done: Rc<Cell<bool>>) -> asyncio::Server {
+    asyncio::start_server(
+        move |mut r: StreamReader, w: StreamWriter| {
+            let (sink, done) = (sink.clone(), done.clone());
+            async move {
+                loop {
+                    let chunk = r.read(8192).await?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    sink.borrow_mut().extend_from_slice(&chunk);
+                    asyncio::yield_now().await;
+                }
+                done.set(true);
+                w.close();
+                Ok::<(), Error>(())
+            }
+        },
+        Some("127.0.0.1"),
+        0,
+    )
+    .await
+    .unwrap()
+}
+
+#[test]
+fn loop_sendfile_swaps_the_protocol_back_and_respects_flow_control() {
+    let dir = TempDir::new("sendfile-transport");
+    let (file, data) = pattern_file(&dir, 2 << 20);
+    run(async move {
+        let lp = asyncio::get_running_loop().unwrap();
+        let sink: Rc<std::cell::RefCell<Vec<u8>>> = Default::default();
+        let done = Rc::new(Cell::new(false));
+        let server = slow_sink(sink.clone(), done.clone()).await;
+        let (t, proto) = lp
+            .create_connection(
+                Recorder::default,
+                "127.0.0.1",
+                port_of(&server),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        if let Some(asyncio::ExtraInfo::Socket(fd)) = t.get_extra_info("socket") {
+            set_sndbuf(&fd, 16 * 1024);
+        }
+        let most = Rc::new(Cell::new(0usize));
+        let (tt, m) = (t.clone(), most.clone());
+        let sampler = asyncio::create_task(async move {
+            loop {
+                m.set(m.get().max(tt.get_write_buffer_size()));
+                asyncio::yield_now().await;
+            }
+        });
+        t.write(b"HEAD").unwrap();
+        let sent = lp.sendfile(&t, &file, 10, None).await.unwrap();
+        most.set(most.get().max(t.get_write_buffer_size()));
+        sampler.cancel();
+        assert_eq!(sent, data.len() as u64 - 10);
+        // The original protocol is back, reading resumed, and it never saw the pauses
+        // meant for the sender.
+        match t.get_protocol() {
+            Some(asyncio::AnyProtocol::Stream(p)) => {
+                let ours: Rc<dyn asyncio::Protocol> = proto.clone();
+                assert!(Rc::ptr_eq(&p, &ours), "the original protocol is restored");
+            }
+            _ => panic!("no stream protocol"),
+        }
+        assert!(t.is_reading());
+        assert!(!proto.events.borrow().iter().any(|e| e == "pause_writing"));
+        t.write(b"TAIL").unwrap();
+        t.close();
+        proto.wait_lost().await;
+        let most = most.get();
+        assert!(most <= 128 * 1024, "{most} bytes buffered");
+        while !done.get() {
+            asyncio::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let got = sink.borrow();
+        assert_eq!(got.len(), 4 + data.len() - 10 + 4);
+        assert!(got[4..got.len() - 4] == data[10..]);
+        assert_eq!(
+            (&got[..4], &got[got.len() - 4..]),
+            (&b"HEAD"[..], &b"TAIL"[..])
+        );
+        assert_eq!((&file).stream_position().unwrap(), data.len() as u64);
+        server.close();
+    });
+}
+
+#[test]
+fn loop_sendfile_fails_when_the_peer_goes_and_the_protocol_learns_it() {
+    let dir = TempDir::new("sendfile-reset");
+    let (file, _) = pattern_file(&dir, 8 << 20);
+    run(async move {
+        let lp = asyncio::get_running_loop().unwrap();
+        // The peer reads one chunk, then resets the connection.
+        let server = asyncio::start_server(
+            |mut r: StreamReader, w: StreamWriter| async move {
+                let _ = r.read(1024).await;
+                w.transport().abort();
+                Ok::<(), Error>(())
+            },
+            Some("127.0.0.1"),
+            0,
+        )
+        .await
+        .unwrap();
+        let (t, proto) = lp
+            .create_connection(
+                Recorder::default,
+                "127.0.0.1",
+                port_of(&server),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        if let Some(asyncio::ExtraInfo::Socket(fd)) = t.get_extra_info("socket") {
+            set_sndbuf(&fd, 16 * 1024);
+        }
+        let r = lp.sendfile(&t, &file, 0, None).await;
+        assert!(r.is_err(), "sending 8 MiB to a peer that left succeeded");
+        // The original protocol got connection_lost through the stand-in.
+        proto.wait_lost().await;
+        assert!(
+            (&file).stream_position().unwrap() > 0,
+            "the position follows what was written"
+        );
+        server.close();
+    });
+}
+
+#[test]
+fn loop_sendfile_argument_errors() {
+    let dir = TempDir::new("sendfile-args");
+    let (file, _) = pattern_file(&dir, 10);
+    run(async move {
+        let lp = asyncio::get_running_loop().unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (t, _p) = lp
+            .create_connection(Recorder::default, "127.0.0.1", port, Default::default())
+            .await
+            .unwrap();
+        match lp.sendfile(&t, &file, 0, Some(0)).await {
+            Err(Error::Value(m)) => assert_eq!(m, "count must be a positive integer (got 0)"),
+            other => panic!("{other:?}"),
+        }
+        t.close();
+        match lp.sendfile(&t, &file, 0, None).await {
             Err(Error::Runtime(m)) => assert_eq!(m, "Transport is closing"),
             other => panic!("{other:?}"),
         }
