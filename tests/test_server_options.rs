@@ -687,6 +687,39 @@ fn streams_take_the_same_options() {
     });
 }
 
+#[test]
+fn all_errors_returns_every_error_as_a_group() {
+    run(async {
+        let lp = asyncio::get_running_loop().unwrap();
+        // "localhost" may resolve to one address or two; nothing listens on the port.
+        let port = freed_port();
+        let n = lp.getaddrinfo("localhost", port).await.unwrap().len();
+        for all_errors in [false, true] {
+            let opts = ConnectOptions {
+                all_errors,
+                ..Default::default()
+            };
+            let e = err_of(
+                lp.create_connection(Recorder::default, "localhost", port, opts)
+                    .await,
+            );
+            match (all_errors, e) {
+                (true, Error::Group(errors)) => {
+                    assert_eq!(errors.len(), n);
+                    assert!(errors
+                        .iter()
+                        .all(|e| e.kind() == ErrorKind::ConnectionRefused));
+                }
+                (false, e) => {
+                    assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+                    assert!(!matches!(e, Error::Group(_)));
+                }
+                (_, e) => panic!("{e:?}"),
+            }
+        }
+    });
+}
+
 // ----- Happy Eyeballs -----------------------------------------------------------------
 
 type Log = Rc<RefCell<Vec<String>>>;

@@ -186,7 +186,15 @@ impl EventLoop {
             sock,
             happy_eyeballs_delay,
             interleave,
+            all_errors,
         } = opts;
+        let failed = |errors: Vec<Error>| {
+            if all_errors && !errors.is_empty() {
+                Error::Group(errors)
+            } else {
+                aggregate_errors(errors)
+            }
+        };
         let host_given = !host.is_empty() || port != 0;
         let connect = async {
             if let Some(sock) = sock {
@@ -210,7 +218,7 @@ impl EventLoop {
                         Err(e) => errors.push(e),
                     }
                 }
-                return Err(aggregate_errors(errors));
+                return Err(failed(errors));
             };
             let attempts = addrs
                 .iter()

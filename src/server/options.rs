@@ -44,6 +44,11 @@ pub struct ConnectOptions {
     /// (asyncio's `_interleave_addrinfos`). `None` or `Some(0)`: resolver order
     /// (unless `happy_eyeballs_delay` is set, which means 1).
     pub interleave: Option<usize>,
+    /// asyncio 3.12's `all_errors`: when every address failed, return all their
+    /// errors as an [`Error::Group`](crate::Error::Group) (asyncio's
+    /// `ExceptionGroup("create_connection failed", ...)`) instead of asyncio's single
+    /// combined error (`false`, the default).
+    pub all_errors: bool,
 }
 
 /// Options of [`EventLoop::create_server`](crate::EventLoop::create_server) and
