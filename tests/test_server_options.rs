@@ -2,24 +2,21 @@
 //! `test_base_events.py` and `test_events.py` option cases): `reuse_port`,
 //! `reuse_address`, `backlog` reaching `listen()`, `keep_alive`, `IPV6_V6ONLY`,
 //! `sock=` for servers and connections (TCP and Unix), `cleanup_socket`,
-//! `local_addr`, Happy Eyeballs (`staggered_race` on the TestClock and `interleave`),
-//! the argument errors with asyncio's messages, and one loop per core.
+//! `local_addr`, `all_errors`, the streams functions taking the same options, and the
+//! argument errors with asyncio's messages. Happy Eyeballs is in `test_staggered.rs`,
+//! one loop per core in `test_multicore.rs`.
 
 mod support_transports;
 
-use std::cell::RefCell;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use asyncio::staggered::staggered_race;
 use asyncio::{
-    Address, ConnectOptions, Error, EventLoop, ExtraInfo, ListeningSocket, ServerOptions, Transport,
+    Address, ConnectOptions, Error, ExtraInfo, ListeningSocket, ServerOptions, Transport,
 };
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 use support_transports::*;
@@ -718,230 +715,4 @@ fn all_errors_returns_every_error_as_a_group() {
             }
         }
     });
-}
-
-// ----- Happy Eyeballs -----------------------------------------------------------------
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-/// Records its drop: an attempt that lost the race is dropped (cancelled).
-struct OnDrop(Log, usize);
-
-impl Drop for OnDrop {
-    fn drop(&mut self) {
-        self.0.borrow_mut().push(format!("drop {}", self.1));
-    }
-}
-
-/// A fake connect attempt: starts (logged), sleeps `after` on the loop's clock, then
-/// succeeds or fails; `None` never finishes.
-fn attempt(
-    log: &Log,
-    i: usize,
-    after: Option<u64>,
-    ok: bool,
-) -> impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = asyncio::Result<usize>>>> {
-    let log = log.clone();
-    move || {
-        Box::pin(async move {
-            log.borrow_mut().push(format!("start {i}"));
-            let _guard = OnDrop(log.clone(), i);
-            let Some(ms) = after else {
-                std::future::pending::<()>().await;
-                unreachable!()
-            };
-            asyncio::sleep(Duration::from_millis(ms)).await;
-            if ok {
-                log.borrow_mut().push(format!("ok {i}"));
-                Ok(i)
-            } else {
-                log.borrow_mut().push(format!("fail {i}"));
-                Err(Error::Io(std::io::Error::from_raw_os_error(111)))
-            }
-        })
-    }
-}
-
-fn on_test_clock<T: 'static>(f: impl std::future::Future<Output = T> + 'static) -> T {
-    let (lp, _clock) = EventLoop::with_test_clock().unwrap();
-    let r = lp.run_until_complete(f).unwrap();
-    lp.close().unwrap();
-    r
-}
-
-#[test]
-fn staggered_race_starts_the_next_after_the_delay_and_drops_the_losers() {
-    let log: Log = Default::default();
-    let l = log.clone();
-    let race = on_test_clock(async move {
-        // 0 hangs; 1 starts after the delay (250 ms) and wins after 100 ms; 2 would
-        // start at 500 ms but 1 has won by then.
-        let attempts = vec![
-            attempt(&l, 0, None, true),
-            attempt(&l, 1, Some(100), true),
-            attempt(&l, 2, Some(1), true),
-        ];
-        staggered_race(attempts, Some(Duration::from_millis(250))).await
-    });
-    assert_eq!(race.winner, Some(1));
-    assert_eq!(race.result, Some(1));
-    assert_eq!(race.errors.len(), 2);
-    assert!(race.errors.iter().all(Option::is_none));
-    assert_eq!(
-        *log.borrow(),
-        ["start 0", "start 1", "ok 1", "drop 1", "drop 0"]
-    );
-}
-
-#[test]
-fn a_failure_starts_the_next_attempt_at_once() {
-    let log: Log = Default::default();
-    let l = log.clone();
-    let race = on_test_clock(async move {
-        // 0 hangs; 1 starts at 250 ms and fails 10 ms later, so 2 starts at once (not
-        // at 500 ms) and wins 100 ms later, before 3's turn (at 510 ms) comes.
-        let attempts = vec![
-            attempt(&l, 0, None, true),
-            attempt(&l, 1, Some(10), false),
-            attempt(&l, 2, Some(100), true),
-            attempt(&l, 3, None, true),
-        ];
-        staggered_race(attempts, Some(Duration::from_millis(250))).await
-    });
-    assert_eq!(race.winner, Some(2));
-    assert_eq!(race.errors.len(), 3);
-    assert!(race.errors[1].is_some());
-    assert_eq!(
-        *log.borrow(),
-        ["start 0", "start 1", "fail 1", "drop 1", "start 2", "ok 2", "drop 2", "drop 0"]
-    );
-}
-
-#[test]
-fn without_a_delay_attempts_run_one_after_the_other_and_all_errors_are_kept() {
-    let log: Log = Default::default();
-    let l = log.clone();
-    let race = on_test_clock(async move {
-        let attempts = vec![
-            attempt(&l, 0, Some(1000), false),
-            attempt(&l, 1, Some(1000), false),
-        ];
-        staggered_race(attempts, None).await
-    });
-    assert_eq!(race.winner, None);
-    assert!(race.result.is_none());
-    assert_eq!(race.errors.len(), 2);
-    assert!(race.errors.iter().all(Option::is_some));
-    assert_eq!(
-        *log.borrow(),
-        ["start 0", "fail 0", "drop 0", "start 1", "fail 1", "drop 1"]
-    );
-}
-
-#[test]
-fn an_empty_race_has_no_winner() {
-    let race = on_test_clock(async move {
-        staggered_race(
-            Vec::<fn() -> std::future::Ready<asyncio::Result<()>>>::new(),
-            None,
-        )
-        .await
-    });
-    assert!(race.winner.is_none() && race.errors.is_empty());
-}
-
-#[test]
-fn happy_eyeballs_connects_past_a_refused_address() {
-    run(async {
-        let lp = asyncio::get_running_loop().unwrap();
-        // "localhost" resolves to ::1 and 127.0.0.1 here (either order); the server
-        // listens on 127.0.0.1 only, so the IPv6 attempt is refused and the IPv4 one
-        // wins, whichever comes first.
-        let (server, port, acc) = recorder_server(ECHO).await;
-        let opts = ConnectOptions {
-            happy_eyeballs_delay: Some(Duration::from_millis(250)),
-            timeout: Some(LIMIT),
-            ..Default::default()
-        };
-        let (t, _p) = lp
-            .create_connection(Recorder::default, "localhost", port, opts)
-            .await
-            .unwrap();
-        assert!(peername(&t).is_ipv4());
-        acc.nth(0).await;
-        t.close();
-        server.close();
-    });
-}
-
-// ----- one loop per core ---------------------------------------------------------------
-
-#[test]
-fn serve_multicore_spreads_connections_over_every_loop_and_stops_cleanly() {
-    const LOOPS: usize = 2;
-    const CONNS: usize = 64;
-    let per_loop: Arc<Vec<AtomicUsize>> =
-        Arc::new((0..LOOPS).map(|_| AtomicUsize::new(0)).collect());
-    let counts = per_loop.clone();
-    let mc =
-        asyncio::server::serve_multicore(LOOPS, "127.0.0.1:0".parse().unwrap(), move |i, sock| {
-            let counts = counts.clone();
-            async move {
-                let server = asyncio::start_server_with(
-                    move |mut r: asyncio::StreamReader, w: asyncio::StreamWriter| {
-                        counts[i].fetch_add(1, Ordering::Relaxed);
-                        async move {
-                            let data = r.read(100).await?;
-                            w.write(&data)?;
-                            w.drain().await?;
-                            w.close();
-                            Ok::<(), Error>(())
-                        }
-                    },
-                    None,
-                    0,
-                    65536,
-                    ServerOptions {
-                        sock: Some(sock),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-                server.serve_forever().await
-            }
-        })
-        .unwrap();
-    assert_eq!(mc.loops(), LOOPS);
-    let addr = mc.local_addr();
-    for n in 0..CONNS {
-        let msg = format!("conn {n}");
-        assert_eq!(echo_once(addr, msg.as_bytes()), msg.as_bytes());
-    }
-    let seen: Vec<usize> = per_loop.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-    assert_eq!(seen.iter().sum::<usize>(), CONNS, "{seen:?}");
-    assert!(
-        seen.iter().all(|&n| n > 0),
-        "a loop got no connection: {seen:?}"
-    );
-    mc.stop();
-    mc.join().unwrap();
-    // Every listener is closed: nothing accepts on the port any more.
-    let e = TcpStream::connect(addr).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
-}
-
-#[test]
-fn serve_multicore_argument_errors() {
-    let e = asyncio::server::serve_multicore(0, "127.0.0.1:0".parse().unwrap(), |_, _| async {
-        Ok(())
-    })
-    .unwrap_err();
-    assert!(matches!(e, Error::Value(_)));
-    // A serve future that fails ends its loop; join reports the error.
-    let mc = asyncio::server::serve_multicore(1, "127.0.0.1:0".parse().unwrap(), |_, _| async {
-        Err(Error::runtime("boom"))
-    })
-    .unwrap();
-    let e = mc.join().unwrap_err();
-    assert_eq!(e.to_string(), Error::runtime("boom").to_string());
 }
