@@ -138,6 +138,16 @@ pub trait Transport: ReadTransport + WriteTransport {
         let _ = protocol;
         Err(Error::runtime("this transport cannot switch its protocol"))
     }
+
+    /// A duplicate (`dup`) of the transport's socket, for system calls the transport
+    /// does not make itself (the kernel's `sendfile(2)` in
+    /// [`EventLoop::sendfile`](crate::EventLoop::sendfile)). Writing to it bypasses
+    /// the transport's buffer: do so only while that buffer is empty and nothing else
+    /// writes. `None` once the socket is closed, or if the transport has none (the
+    /// default).
+    fn dup_socket(&self) -> Option<std::os::fd::OwnedFd> {
+        None
+    }
 }
 
 /// Resolve asyncio's water-mark defaults and check them (`_FlowControlMixin`'s rule).

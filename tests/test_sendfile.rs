@@ -350,3 +350,72 @@ fn loop_sendfile_argument_errors() {
         }
     });
 }
+
+#[test]
+fn what_the_transport_buffered_goes_out_before_the_file() {
+    // With the kernel path the file bypasses the transport's buffer, so sendfile must
+    // wait until that buffer is empty; the copy path queues behind it anyway.
+    let dir = TempDir::new("sendfile-order");
+    let (file, data) = pattern_file(&dir, 1 << 20);
+    run(async move {
+        let lp = asyncio::get_running_loop().unwrap();
+        let sink: Rc<std::cell::RefCell<Vec<u8>>> = Default::default();
+        let done = Rc::new(Cell::new(false));
+        let server = slow_sink(sink.clone(), done.clone()).await;
+        let (t, proto) = lp
+            .create_connection(
+                Recorder::default,
+                "127.0.0.1",
+                port_of(&server),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        if let Some(asyncio::ExtraInfo::Socket(fd)) = t.get_extra_info("socket") {
+            set_sndbuf(&fd, 16 * 1024);
+        }
+        let head = vec![b'H'; 600_000];
+        t.write(&head).unwrap();
+        assert!(t.get_write_buffer_size() > 0, "the head is still buffered");
+        let sent = lp.sendfile(&t, &file, 0, None).await.unwrap();
+        assert_eq!(sent, data.len() as u64);
+        // The water marks are the transport's own again.
+        assert_eq!(t.get_write_buffer_limits(), (16 * 1024, 64 * 1024));
+        t.close();
+        proto.wait_lost().await;
+        while !done.get() {
+            asyncio::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let got = sink.borrow();
+        assert_eq!(got.len(), head.len() + data.len());
+        assert!(got[..head.len()] == head[..], "the head comes first, whole");
+        assert!(got[head.len()..] == data[..], "then the file");
+        server.close();
+    });
+}
+
+#[test]
+fn a_device_file_is_sent_too() {
+    // /dev/zero is not a regular file: whether sendfile(2) takes it (recent kernels) or
+    // refuses it (then the copy path reads it), the bytes arrive.
+    let file = File::open("/dev/zero").unwrap();
+    run(async move {
+        let lp = asyncio::get_running_loop().unwrap();
+        let (port, peer) = reading_peer();
+        let sock = AsyncSocket::connect(&lp, ([127, 0, 0, 1], port).into())
+            .await
+            .unwrap();
+        let sent = lp
+            .sock_sendfile(&sock, &file, 0, Some(100_000))
+            .await
+            .unwrap();
+        assert_eq!(sent, 100_000);
+        drop(sock);
+        while !peer.is_finished() {
+            asyncio::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let got = peer.join().unwrap();
+        assert_eq!(got.len(), 100_000);
+        assert!(got.iter().all(|&b| b == 0));
+    });
+}

@@ -1,19 +1,25 @@
 //! Sending a file (asyncio 3.7's `loop.sendfile()` and `loop.sock_sendfile()`, in
-//! `base_events.py`), by asyncio's fallback: read a block of the file, send it, repeat.
+//! `base_events.py`).
 //!
-//! `sendfile(transport, ...)` follows asyncio's `_sendfile_fallback`: the transport's
-//! protocol is swapped for a private one (asyncio's `_SendfileFallbackProtocol`) that
-//! turns `pause_writing` / `resume_writing` into a wait, reading is paused, and both
-//! are put back at the end (also on error or cancellation).
+//! Two paths, as in asyncio:
 //!
-//! The kernel's `sendfile(2)` is not used: std does not expose it, and the crate takes
-//! no dependency for it. The fallback is what asyncio itself does wherever
-//! `os.sendfile` does not apply (TLS, Windows, a non-regular file, `fallback=True`
-//! after a failure). Blocks are read with `pread` on the loop's thread (asyncio reads
-//! in its executor): a file in the page cache reads faster than a thread hop, and a
-//! cold file on a slow disk blocks the loop for one block's read.
-//! [`StreamWriter::sendfile`](crate::StreamWriter::sendfile) is the same over a stream,
-//! with `drain()` as flow control.
+//! - **the kernel's `sendfile(2)`** (cargo feature `sendfile`, through nix's safe
+//!   wrapper; asyncio's `_sendfile_native` / `_sock_sendfile_native`): the bytes go
+//!   from the page cache to the socket without a copy through user space. Over a
+//!   transport, sending starts once its write buffer is empty (its water marks are
+//!   lowered to 0 meanwhile, so `resume_writing` says when), on a duplicate of its
+//!   socket registered for writability. A file the kernel cannot send from (`EINVAL`
+//!   before anything was sent) takes the other path;
+//! - **read and write** (the default, and the fallback; asyncio's
+//!   `_sendfile_fallback`): read a block with `pread` on the loop's thread (asyncio
+//!   reads in its executor: a page-cache read is cheaper than a thread hop, and a cold
+//!   file on a slow disk blocks the loop for one block's read), send it, repeat.
+//!
+//! Over a transport, both follow asyncio: the transport's protocol is swapped for a
+//! private stand-in (asyncio's `_SendfileFallbackProtocol`) that turns `pause_writing`
+//! / `resume_writing` into a wait, reading is paused, and all is put back at the end
+//! (also on error or cancellation). [`StreamWriter::sendfile`](crate::StreamWriter::sendfile)
+//! is the copy path over a stream, with `drain()` as flow control.
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
@@ -149,6 +155,24 @@ fn closed_by_peer() -> Error {
     ))
 }
 
+/// asyncio's `drain()` of the fallback protocol: wait while the write buffer is over
+/// its high-water mark. Over it, the transport has called `pause_writing` (on the
+/// stand-in, or on the original protocol before it), so a `resume_writing` will come.
+async fn drain(lp: &EventLoop, transport: &Rc<dyn Transport>, fb: &FallbackProtocol) -> Result<()> {
+    loop {
+        if fb.lost.get() || transport.is_closing() {
+            return Err(closed_by_peer());
+        }
+        let (_low, high) = transport.get_write_buffer_limits();
+        if transport.get_write_buffer_size() <= high {
+            return Ok(());
+        }
+        let w = lp.create_future::<()>();
+        *fb.waiter.borrow_mut() = Some(w.clone());
+        w.await?;
+    }
+}
+
 /// Puts the original protocol back, resumes reading, and passes on a resume owed to
 /// it (asyncio's `restore()`); on drop, so that an error or a cancellation restores
 /// too.
@@ -156,6 +180,10 @@ struct Restore<'a> {
     transport: &'a Rc<dyn Transport>,
     fb: Rc<FallbackProtocol>,
     resume_reading: bool,
+    /// The water marks `(high, low)` to put back (the kernel path lowers them to 0
+    /// to learn when the buffer is empty).
+    #[cfg_attr(not(feature = "sendfile"), allow(dead_code))]
+    limits: Cell<Option<(usize, usize)>>,
 }
 
 impl Drop for Restore<'_> {
@@ -163,6 +191,11 @@ impl Drop for Restore<'_> {
         self.fb.waiter.borrow_mut().take();
         if self.fb.lost.get() {
             return;
+        }
+        if let Some((high, low)) = self.limits.take() {
+            let _ = self
+                .transport
+                .set_write_buffer_limits(Some(high), Some(low));
         }
         let _ = self.transport.set_protocol(self.fb.orig.clone());
         if self.resume_reading {
@@ -183,13 +216,16 @@ impl EventLoop {
     /// (asyncio's `loop.sendfile(transport, file, offset=0, count=None)`); returns how
     /// many bytes were written.
     ///
-    /// asyncio's fallback: while the file is sent, the transport's protocol is replaced
-    /// (so its `pause_writing` / `resume_writing` wake this call instead) and reading
-    /// is paused; blocks of [`SENDFILE_TRANSPORT_BLOCK`] are read with `pread` and
-    /// written, each once the write buffer is at or under its high-water mark. At the
-    /// end (also on error, or if the future is dropped) the protocol and reading are
-    /// restored, and the file's position is `offset` plus the bytes written. Returns
-    /// when the last block is handed to the transport, not when it reached the peer.
+    /// While the file is sent, the transport's protocol is replaced (so its
+    /// `pause_writing` / `resume_writing` wake this call instead) and reading is
+    /// paused. With the `sendfile` feature the kernel sends the file once the
+    /// transport's buffer is empty (see the module docs); otherwise, or for a file the
+    /// kernel cannot send from, blocks of [`SENDFILE_TRANSPORT_BLOCK`] are read with
+    /// `pread` and written, each once the write buffer is at or under its high-water
+    /// mark. At the end (also on error, or if the future is dropped) the protocol,
+    /// reading and the water marks are restored, and the file's position is `offset`
+    /// plus the bytes sent. Returns when the last block is handed to the transport (or
+    /// the kernel), not when it reached the peer.
     ///
     /// Errors: the transport is closing (`RuntimeError("Transport is closing")`), the
     /// transport cannot switch protocols (`RuntimeError`), `count == Some(0)`
@@ -225,11 +261,27 @@ impl EventLoop {
             transport,
             fb: fb.clone(),
             resume_reading,
+            limits: Cell::new(None),
         };
-        let block = next_block(SENDFILE_TRANSPORT_BLOCK, count, 0);
-        let mut buf = vec![0u8; block];
         let mut sent = 0u64;
         let r = async {
+            #[cfg(feature = "sendfile")]
+            if native::transport(
+                self,
+                transport,
+                &fb,
+                &restore.limits,
+                file,
+                offset,
+                count,
+                &mut sent,
+            )
+            .await?
+            {
+                return Ok(());
+            }
+            let block = next_block(SENDFILE_TRANSPORT_BLOCK, count, sent);
+            let mut buf = vec![0u8; block];
             loop {
                 let want = next_block(block, count, sent);
                 if want == 0 {
@@ -239,21 +291,7 @@ impl EventLoop {
                 if n == 0 {
                     return Ok(());
                 }
-                // asyncio's `drain()` of the fallback protocol. Over the high-water
-                // mark the transport has called pause_writing (on us, or on the
-                // original protocol before we came), so a resume_writing will come.
-                loop {
-                    if fb.lost.get() || transport.is_closing() {
-                        return Err(closed_by_peer());
-                    }
-                    let (_low, high) = transport.get_write_buffer_limits();
-                    if transport.get_write_buffer_size() <= high {
-                        break;
-                    }
-                    let w = self.create_future::<()>();
-                    *fb.waiter.borrow_mut() = Some(w.clone());
-                    w.await?;
-                }
+                drain(self, transport, &fb).await?;
                 transport.write(&buf[..n])?;
                 sent += n as u64;
             }
@@ -268,8 +306,9 @@ impl EventLoop {
     /// or up to the end of the file when `None` (asyncio's `sock_sendfile(sock, file,
     /// offset=0, count=None)`); returns how many bytes were sent.
     ///
-    /// Blocks of [`SENDFILE_FALLBACK_READBUFFER_SIZE`] are read and sent with
-    /// [`AsyncSocket::sendall`], so a slow peer slows the reading (see the module docs).
+    /// With the `sendfile` feature the kernel sends the file (see the module docs);
+    /// otherwise blocks of [`SENDFILE_FALLBACK_READBUFFER_SIZE`] are read and sent with
+    /// [`AsyncSocket::sendall`], so a slow peer slows the reading.
     /// Afterwards (also after an error), the file's position is `offset` plus the bytes
     /// sent, as in asyncio. `count == Some(0)`: `ValueError("count must be a positive
     /// integer (got 0)")`. Not cancel-safe: if the future is dropped, a prefix may have
@@ -283,10 +322,17 @@ impl EventLoop {
     ) -> Result<u64> {
         self.inner.check_closed()?;
         check_count(count)?;
-        let block = next_block(SENDFILE_FALLBACK_READBUFFER_SIZE, count, 0);
-        let mut buf = vec![0u8; block];
         let mut sent = 0u64;
         let r = async {
+            #[cfg(feature = "sendfile")]
+            {
+                let dup = std::os::fd::AsFd::as_fd(sock.get_ref()).try_clone_to_owned()?;
+                if native::send(self, dup, file, offset, count, &mut sent, || Ok(())).await? {
+                    return Ok(());
+                }
+            }
+            let block = next_block(SENDFILE_FALLBACK_READBUFFER_SIZE, count, sent);
+            let mut buf = vec![0u8; block];
             loop {
                 let want = next_block(block, count, sent);
                 if want == 0 {
@@ -303,5 +349,150 @@ impl EventLoop {
         .await;
         set_position(file, offset, sent);
         r.map(|()| sent)
+    }
+}
+
+/// The kernel's `sendfile(2)` (feature `sendfile`), through nix's safe wrapper.
+#[cfg(feature = "sendfile")]
+mod native {
+    use std::cell::Cell;
+    use std::fs::File;
+    use std::future::poll_fn;
+    use std::io;
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::rc::Rc;
+
+    use mio::unix::SourceFd;
+    use mio::Interest;
+    use nix::errno::Errno;
+
+    use super::{closed_by_peer, drain, FallbackProtocol};
+    use crate::base_events::EventLoop;
+    use crate::exceptions::Result;
+    use crate::selector_events::{IoWaiter, WRITABLE};
+    use crate::transports::Transport;
+
+    /// The most one `sendfile(2)` call is asked for; the loop yields between calls.
+    const MAX_CALL: u64 = 4 << 20;
+
+    /// A duplicate of the socket, registered with the loop for writability while the
+    /// kernel sends (the transport's own registration stays as it is).
+    struct Registered<'a> {
+        lp: &'a EventLoop,
+        fd: OwnedFd,
+        token: usize,
+        waiter: Rc<IoWaiter>,
+    }
+
+    impl<'a> Registered<'a> {
+        fn new(lp: &'a EventLoop, fd: OwnedFd) -> Result<Registered<'a>> {
+            let raw = fd.as_raw_fd();
+            let waiter = IoWaiter::new(format!("sendfile socket fd={raw}"));
+            let token = lp.inner.register_handler(
+                &mut SourceFd(&raw),
+                Some(raw),
+                Interest::WRITABLE,
+                waiter.clone(),
+            )?;
+            Ok(Registered {
+                lp,
+                fd,
+                token,
+                waiter,
+            })
+        }
+    }
+
+    impl Drop for Registered<'_> {
+        fn drop(&mut self) {
+            let raw = self.fd.as_raw_fd();
+            drop(
+                self.lp
+                    .inner
+                    .deregister_handler(&mut SourceFd(&raw), self.token),
+            );
+        }
+    }
+
+    /// Send with `sendfile(2)` straight to `sock`: `Ok(true)` when done, `Ok(false)`
+    /// when the kernel cannot (nothing sent: use the copy path), `Err` otherwise;
+    /// `sent` counts what went out either way.
+    pub(super) async fn send(
+        lp: &EventLoop,
+        sock: OwnedFd,
+        file: &File,
+        offset: u64,
+        count: Option<u64>,
+        sent: &mut u64,
+        alive: impl Fn() -> Result<()>,
+    ) -> Result<bool> {
+        let reg = Registered::new(lp, sock)?;
+        loop {
+            alive()?;
+            let want = match count {
+                Some(c) => (c - *sent).min(MAX_CALL),
+                None => MAX_CALL,
+            };
+            if want == 0 {
+                return Ok(true);
+            }
+            let Ok(mut off) = i64::try_from(offset + *sent) else {
+                return Ok(*sent > 0);
+            };
+            match nix::sys::sendfile::sendfile64(&reg.fd, file, Some(&mut off), want as usize) {
+                Ok(0) => return Ok(true), // the end of the file
+                Ok(n) => {
+                    *sent += n as u64;
+                    // Other tasks and connections get their turn between calls.
+                    crate::tasks::yield_now().await;
+                }
+                Err(Errno::EAGAIN) => {
+                    reg.waiter.clear(WRITABLE);
+                    poll_fn(|cx| reg.waiter.poll_ready(cx, WRITABLE)).await;
+                }
+                Err(Errno::EINTR) => {}
+                // Not a file the kernel can send from (a pipe, a socket, ...).
+                Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) if *sent == 0 => {
+                    return Ok(false)
+                }
+                Err(e) => return Err(io::Error::from_raw_os_error(e as i32).into()),
+            }
+        }
+    }
+
+    /// `EventLoop::sendfile`'s kernel path (asyncio's `_sendfile_native`): wait until
+    /// the transport's buffer is empty (water marks lowered to 0 meanwhile), then send
+    /// on a duplicate of its socket. `Ok(false)`: use the copy path.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn transport(
+        lp: &EventLoop,
+        transport: &Rc<dyn Transport>,
+        fb: &FallbackProtocol,
+        limits: &Cell<Option<(usize, usize)>>,
+        file: &File,
+        offset: u64,
+        count: Option<u64>,
+        sent: &mut u64,
+    ) -> Result<bool> {
+        if transport.get_write_buffer_size() > 0 {
+            let (low, high) = transport.get_write_buffer_limits();
+            limits.set(Some((high, low)));
+            transport.set_write_buffer_limits(Some(0), Some(0))?;
+            drain(lp, transport, fb).await?;
+            if let Some((high, low)) = limits.take() {
+                transport.set_write_buffer_limits(Some(high), Some(low))?;
+            }
+        }
+        let Some(sock) = transport.dup_socket() else {
+            return Err(closed_by_peer());
+        };
+        let alive = || {
+            if fb.lost.get() || transport.is_closing() {
+                Err(closed_by_peer())
+            } else {
+                Ok(())
+            }
+        };
+        send(lp, sock, file, offset, count, sent, alive).await
     }
 }

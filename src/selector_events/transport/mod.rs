@@ -599,4 +599,11 @@ impl<S: StreamSocket> Transport for SocketTransport<S> {
         }
         Ok(())
     }
+
+    fn dup_socket(&self) -> Option<std::os::fd::OwnedFd> {
+        let sock = self.sock.borrow();
+        std::os::fd::AsFd::as_fd(sock.as_ref()?)
+            .try_clone_to_owned()
+            .ok()
+    }
 }
