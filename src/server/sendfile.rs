@@ -225,7 +225,10 @@ impl EventLoop {
     /// mark. At the end (also on error, or if the future is dropped) the protocol,
     /// reading and the water marks are restored, and the file's position is `offset`
     /// plus the bytes sent. Returns when the last block is handed to the transport (or
-    /// the kernel), not when it reached the peer.
+    /// the kernel), not when it reached the peer. Do not write to the transport from
+    /// elsewhere meanwhile: asyncio refuses such writes (`unable to write; sendfile is
+    /// in progress`); here they are not refused, and on the kernel path they would
+    /// interleave with the file.
     ///
     /// Errors: the transport is closing (`RuntimeError("Transport is closing")`), the
     /// transport cannot switch protocols (`RuntimeError`), `count == Some(0)`
