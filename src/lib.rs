@@ -101,6 +101,7 @@
 //! | `create_connection(sock=s)` wants a connected `s` | an unconnected TCP socket with `host`/`port` is connected by the loop ([`ConnectOptions::sock`]) | set your own options on a socket (e.g. with `socket2`) and still let the loop connect it |
 //! | one loop per thread, by hand | [`server::serve_multicore`]: N loops on N threads, one `SO_REUSEPORT` listener each | the way to use several cores with single-threaded loops |
 //! | `loop.sendfile()` / `sock_sendfile()` use `os.sendfile` where they can | [`EventLoop::sendfile`] and [`EventLoop::sock_sendfile`] use `sendfile(2)` only with the cargo feature `sendfile`; by default (and in [`StreamWriter::sendfile`]) they take asyncio's fallback (read a block, write it, wait for the water marks) | std has no safe `sendfile(2)`: the kernel path needs the optional `nix` dependency |
+//! | `transport.write()` during `loop.sendfile()` raises `RuntimeError` | not refused: do not write meanwhile ([`EventLoop::sendfile`]) | the transport keeps no sendfile state (its size is budgeted) |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
 //! ## Threads
