@@ -96,7 +96,8 @@
 //! | [`runners`] | `runners.py` | [`run`] |
 //! | [`protocols`] | `protocols.py` | [`BaseProtocol`], [`Protocol`], [`BufferedProtocol`], [`DatagramProtocol`] |
 //! | [`transports`] | `transports.py` | [`Transport`] and its read / write halves, [`DatagramTransport`] |
-//! | [`server`] | `base_events.py` (`Server`, `create_connection`, `create_server`) | [`Server`], [`ConnectOptions`], [`ServerOptions`] |
+//! | [`server`] | `base_events.py` (`Server`, `create_connection`, `create_server`) | [`Server`], [`ConnectOptions`], [`ServerOptions`], [`server::serve_multicore`] |
+//! | [`staggered`] | `staggered.py` | [`staggered::staggered_race`] (Happy Eyeballs) |
 //! | [`unix_events`] | `unix_events.py` | `create_unix_connection`, `create_unix_server`, [`EventLoop::add_signal_handler`], [`wait_for_signal`], [`signal`] numbers, pipe transports ([`EventLoop::connect_read_pipe`], [`EventLoop::connect_write_pipe`]), the child watcher |
 //! | [`base_subprocess`] | `base_subprocess.py` | [`EventLoop::subprocess_exec`], [`SubprocessTransport`], [`SubprocessProtocol`], [`SubprocessOptions`] |
 //! | [`subprocess`] | `subprocess.py` | [`create_subprocess_exec`], [`create_subprocess_shell`], [`Process`] |
@@ -172,6 +173,10 @@
 //! | one `recvfrom` / `sendto` per datagram | the same by default; with the feature `mmsg`, a UDP transport receives with `recvmmsg` (32 per call) and sends a batch's replies with one `sendmmsg`; `datagram_received` still gets one datagram per call | fewer system calls under load (chapter 14) |
 //! | `add_reader` plus a future to await readiness | [`AsyncSocket`]'s readiness primitive: `readable()`, `writable()`, `poll_read_ready`, `try_io`, `async_io` (tokio's `AsyncFd`) | lets users build adapters for any fd without callbacks |
 //! | a `socket.socket(AF_INET, SOCK_DGRAM)` awaited with `sock_recvfrom` / `sock_sendto` | also [`DatagramSocket`]: `bind`, `connect`, `recv_from().await`, `send_to().await`, `recv`, `send` | the shape Rust users know from std and tokio |
+//! | `create_connection(sock=s)` wants a connected `s` | an unconnected TCP socket with `host`/`port` is connected by the loop ([`ConnectOptions::sock`]) | set your own options on a socket (e.g. with `socket2`) and still let the loop connect it |
+//! | one loop per thread, by hand | [`server::serve_multicore`]: N loops on N threads, one `SO_REUSEPORT` listener each | the way to use several cores with single-threaded loops |
+//! | `loop.sendfile()` / `sock_sendfile()` use `os.sendfile` where they can | [`EventLoop::sendfile`] and [`EventLoop::sock_sendfile`] use `sendfile(2)` only with the cargo feature `sendfile`; by default (and in [`StreamWriter::sendfile`]) they take asyncio's fallback (read a block, write it, wait for the water marks) | std has no safe `sendfile(2)`: the kernel path needs the optional `nix` dependency |
+//! | `transport.write()` during `loop.sendfile()` raises `RuntimeError` | not refused: do not write meanwhile ([`EventLoop::sendfile`]) | the transport keeps no sendfile state (its size is budgeted) |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
 //! ## Not implemented yet
@@ -180,11 +185,6 @@
 //! reasons):
 //!
 //! - TLS (`ssl=`, `start_tls`);
-//! - `sendfile` / `sock_sendfile`;
-//! - the socket options std and mio cannot set: `reuse_port=True`,
-//!   `reuse_address=False`, the kernel listen backlog, `local_addr` with a port,
-//!   `sock=` (a server or connection on an existing socket), `cleanup_socket=False`,
-//!   `happy_eyeballs_delay` and `interleave`;
 //! - `Task.cancelling()` / `uncancel()` (cancellation is drop, see the table above).
 //!
 //! ## Threads
@@ -214,6 +214,7 @@ pub mod queues;
 pub mod runners;
 pub mod selector_events;
 pub mod server;
+pub mod staggered;
 pub mod streams;
 pub mod subprocess;
 pub mod taskgroups;
@@ -256,7 +257,9 @@ pub use protocols::{BaseProtocol, BufferedProtocol, DatagramProtocol, Protocol};
 pub use selector_events::{
     AsyncSocket, DatagramFamily, DatagramOptions, DatagramSock, DatagramSocket, DatagramSource,
 };
-pub use server::{AcceptedSocket, AnyProtocol, ConnectOptions, Server, ServerOptions};
+pub use server::{
+    AcceptedSocket, AnyProtocol, ConnectOptions, ListeningSocket, Server, ServerOptions,
+};
 pub use transports::{
     Address, BaseTransport, DatagramTransport, ExtraInfo, ReadTransport, Transport, WriteTransport,
 };

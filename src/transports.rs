@@ -143,7 +143,32 @@ pub trait WriteTransport: BaseTransport {
 }
 
 /// A bidirectional stream transport (asyncio's `Transport`).
-pub trait Transport: ReadTransport + WriteTransport {}
+pub trait Transport: ReadTransport + WriteTransport {
+    /// The protocol the transport calls (asyncio's `get_protocol()`); `None` once the
+    /// connection is lost, or if the transport does not say (the default).
+    fn get_protocol(&self) -> Option<crate::server::AnyProtocol> {
+        None
+    }
+
+    /// Call `protocol` from now on instead of the current one (asyncio's
+    /// `set_protocol()`); its `connection_made` is **not** called. A no-op once the
+    /// connection is lost. The default (a transport that cannot switch) is a
+    /// `RuntimeError`.
+    fn set_protocol(&self, protocol: crate::server::AnyProtocol) -> Result<()> {
+        let _ = protocol;
+        Err(Error::runtime("this transport cannot switch its protocol"))
+    }
+
+    /// A duplicate (`dup`) of the transport's socket, for system calls the transport
+    /// does not make itself (the kernel's `sendfile(2)` in
+    /// [`EventLoop::sendfile`](crate::EventLoop::sendfile)). Writing to it bypasses
+    /// the transport's buffer: do so only while that buffer is empty and nothing else
+    /// writes. `None` once the socket is closed, or if the transport has none (the
+    /// default).
+    fn dup_socket(&self) -> Option<std::os::fd::OwnedFd> {
+        None
+    }
+}
 
 /// A datagram transport (asyncio's `DatagramTransport`): what a
 /// [`DatagramProtocol`](crate::DatagramProtocol) can do with its endpoint.

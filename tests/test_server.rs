@@ -3,7 +3,7 @@
 //! `create_connection` cases of `test_base_events.py`): the server lifecycle
 //! (`is_serving`, `close`, `wait_closed`, `close_clients`, `abort_clients`,
 //! `serve_forever`, `start_serving`), accepting (backlog, a failing factory, running out
-//! of descriptors), many clients at once, and connecting (errors, timeout, local_addr,
+//! of descriptors), many clients at once, and connecting (errors, timeout,
 //! cancellation).
 
 mod support_transports;
@@ -314,6 +314,11 @@ fn backlog_caps_accepts_per_iteration_and_all_are_accepted() {
             .await
             .unwrap();
         let port = port_of(&server);
+        // The kernel queue honours backlog 2 now (asyncio passes it to listen() too);
+        // widen it so that all the connections below can wait: what is tested is the
+        // cap on accepts per loop iteration.
+        // SAFETY: a valid listening fd owned by the server.
+        assert_eq!(unsafe { libc::listen(server.sockets()[0], 64) }, 0);
         let mut clients: Vec<TcpStream> = (0..PENDING).map(|_| std_client(port)).collect();
         server.start_serving().unwrap();
         // Each iteration, one more connection arrives: a fresh edge while accept
@@ -558,34 +563,6 @@ fn connect_options_timeout_bounds_a_connect_that_hangs() {
         lp.create_connection(Recorder::default, "127.0.0.1", port, opts)
             .await
             .unwrap();
-        server.close();
-    });
-}
-
-#[test]
-fn local_addr_is_limited_to_what_the_kernel_picks() {
-    run(async {
-        let lp = asyncio::get_running_loop().unwrap();
-        let (server, port, _acc) = recorder_server(ECHO).await;
-        let with = |a: &str| ConnectOptions {
-            local_addr: Some(a.parse().unwrap()),
-            ..Default::default()
-        };
-        for ok in ["127.0.0.1:0", "0.0.0.0:0"] {
-            let (t, _p) = lp
-                .create_connection(Recorder::default, "127.0.0.1", port, with(ok))
-                .await
-                .unwrap();
-            t.close();
-        }
-        // A fixed port, or an address the kernel would not pick, cannot be honoured
-        // without binding before connect (which std and mio cannot do).
-        for bad in ["127.0.0.1:5555", "127.0.0.2:0"] {
-            let r = lp
-                .create_connection(Recorder::default, "127.0.0.1", port, with(bad))
-                .await;
-            assert!(matches!(err_of(r), Error::Value(_)), "{bad}");
-        }
         server.close();
     });
 }

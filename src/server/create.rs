@@ -6,87 +6,25 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::time::Duration;
 
-use super::{AnyProtocol, ListenSock, Server};
+use socket2::Socket;
+
+use super::options::{AcceptedSocket, ConnectOptions, ServerOptions};
+use super::sockets::{
+    adopt_listener, bind_tcp, check_stream, connect_addr, connect_socket, describe, is_unix,
+};
+use super::{AnyProtocol, Server};
 use crate::base_events::EventLoop;
 use crate::exceptions::{Error, Result};
 use crate::futures::Future;
 use crate::protocols::Protocol;
 use crate::selector_events::transport::{SocketTransport, StreamSocket};
-use crate::selector_events::AsyncSocket;
+use crate::staggered::staggered_race;
 use crate::transports::Transport;
-
-/// Options of [`EventLoop::create_connection`] and friends (the keyword arguments of
-/// asyncio's `create_connection()` that apply without TLS).
-#[derive(Debug, Clone, Default)]
-pub struct ConnectOptions {
-    /// asyncio's `local_addr`. std and mio cannot bind a client socket before
-    /// connecting, so only what the kernel would choose anyway is accepted: port 0,
-    /// and an IP that is unspecified or that the kernel picks for the route (checked
-    /// after connecting; otherwise the connection fails with a `ValueError`). A non-zero
-    /// port is a `ValueError`.
-    pub local_addr: Option<SocketAddr>,
-    /// An overall limit on resolving and connecting (all addresses together);
-    /// `Error::Timeout` when it passes. `None`: no limit beyond the kernel's.
-    pub timeout: Option<Duration>,
-}
-
-/// Options of [`EventLoop::create_server`] and [`EventLoop::create_unix_server`]
-/// (asyncio's keyword arguments of the same names).
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// asyncio's `backlog` (default 100): how many connections a listening socket
-    /// accepts per loop iteration before it yields to other work. The kernel's listen queue is
-    /// std's fixed 128 (std and mio have no way to pass a backlog to `listen`).
-    pub backlog: u32,
-    /// asyncio's `reuse_address` (default `true`, as on POSIX). std's listener always
-    /// sets `SO_REUSEADDR`, so `false` is refused with a `ValueError`. Ignored for Unix
-    /// sockets.
-    pub reuse_address: bool,
-    /// asyncio's `reuse_port` (default `false`). Setting `SO_REUSEPORT` needs a socket
-    /// API std and mio do not offer, so `true` is refused with a `ValueError`. Ignored
-    /// for Unix sockets.
-    pub reuse_port: bool,
-    /// asyncio's `start_serving` (default `true`): accept at once. With `false`, call
-    /// [`Server::start_serving`] or [`Server::serve_forever`] later.
-    pub start_serving: bool,
-}
-
-impl Default for ServerOptions {
-    fn default() -> ServerOptions {
-        ServerOptions {
-            backlog: 100,
-            reuse_address: true,
-            reuse_port: false,
-            start_serving: true,
-        }
-    }
-}
-
-/// An already-connected socket for [`EventLoop::connect_accepted_socket`].
-#[derive(Debug)]
-pub enum AcceptedSocket {
-    /// A TCP connection.
-    Tcp(std::net::TcpStream),
-    /// A Unix stream connection.
-    Unix(std::os::unix::net::UnixStream),
-}
-
-impl From<std::net::TcpStream> for AcceptedSocket {
-    fn from(s: std::net::TcpStream) -> Self {
-        AcceptedSocket::Tcp(s)
-    }
-}
-
-impl From<std::os::unix::net::UnixStream> for AcceptedSocket {
-    fn from(s: std::os::unix::net::UnixStream) -> Self {
-        AcceptedSocket::Unix(s)
-    }
-}
 
 // ----- errors --------------------------------------------------------------------
 
@@ -193,82 +131,6 @@ pub(crate) async fn start_transport<S: StreamSocket>(
     }
 }
 
-// ----- binding ---------------------------------------------------------------------
-
-fn bind_error(addr: SocketAddr, e: io::Error) -> Error {
-    Error::Io(io::Error::new(
-        e.kind(),
-        format!("error while attempting to bind on address {addr}: {e}"),
-    ))
-}
-
-fn check_server_options(opts: &ServerOptions) -> Result<()> {
-    if opts.reuse_port {
-        return Err(Error::value(
-            "reuse_port=true is not supported: SO_REUSEPORT cannot be set with std and mio alone",
-        ));
-    }
-    if !opts.reuse_address {
-        return Err(Error::value(
-            "reuse_address=false is not supported: std's listener always sets SO_REUSEADDR",
-        ));
-    }
-    Ok(())
-}
-
-/// Bind listeners for `host` (asyncio's `create_server` binding loop).
-async fn bind_tcp(lp: &EventLoop, host: Option<&str>, port: u16) -> Result<Vec<ListenSock>> {
-    let all_interfaces = matches!(host, None | Some(""));
-    if all_interfaces {
-        // One dual-stack IPv6 socket covers both families (std cannot set
-        // IPV6_V6ONLY); an IPv4 socket is added on the same port when the system keeps
-        // the families apart, and alone when IPv6 is unavailable.
-        let mut socks = Vec::new();
-        let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
-        let mut port4 = port;
-        match mio::net::TcpListener::bind(v6) {
-            Ok(l) => {
-                port4 = l.local_addr().map(|a| a.port()).unwrap_or(port);
-                socks.push(ListenSock::Tcp(l));
-            }
-            Err(e) if matches!(e.raw_os_error(), Some(97) | Some(99)) => {} // EAFNOSUPPORT / EADDRNOTAVAIL
-            Err(e) => return Err(bind_error(v6, e)),
-        }
-        let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port4);
-        match mio::net::TcpListener::bind(v4) {
-            Ok(l) => socks.push(ListenSock::Tcp(l)),
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse && !socks.is_empty() => {}
-            Err(e) => return Err(bind_error(v4, e)),
-        }
-        return Ok(socks);
-    }
-    let host = host.unwrap_or_default();
-    let mut addrs = lp.getaddrinfo(host, port).await?;
-    let mut seen = Vec::new();
-    addrs.retain(|a| {
-        let new = !seen.contains(a);
-        seen.push(*a);
-        new
-    });
-    let mut socks = Vec::new();
-    for addr in &addrs {
-        match mio::net::TcpListener::bind(*addr) {
-            Ok(l) => socks.push(ListenSock::Tcp(l)),
-            // asyncio skips addresses that cannot be assigned (e.g. no IPv6).
-            Err(e) if e.raw_os_error() == Some(99) => {}
-            Err(e) => return Err(bind_error(*addr, e)),
-        }
-    }
-    if socks.is_empty() {
-        let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-        return Err(Error::Io(io::Error::new(
-            io::ErrorKind::AddrNotAvailable,
-            format!("could not bind on any address out of [{}]", list.join(", ")),
-        )));
-    }
-    Ok(socks)
-}
-
 // ----- the loop's methods ----------------------------------------------------------
 
 impl EventLoop {
@@ -317,45 +179,64 @@ impl EventLoop {
         port: u16,
         opts: ConnectOptions,
     ) -> Result<Rc<dyn Transport>> {
-        let local = opts.local_addr;
-        if let Some(l) = local {
-            if l.port() != 0 {
-                return Err(Error::value(format!(
-                    "local_addr {l} is not supported: a client socket cannot be bound before connect with std and mio; only port 0 is accepted"
-                )));
+        self.inner.check_closed()?;
+        let ConnectOptions {
+            local_addr,
+            timeout,
+            sock,
+            happy_eyeballs_delay,
+            interleave,
+            all_errors,
+        } = opts;
+        let failed = |errors: Vec<Error>| {
+            if all_errors && !errors.is_empty() {
+                Error::Group(errors)
+            } else {
+                aggregate_errors(errors)
             }
-        }
+        };
+        let host_given = !host.is_empty() || port != 0;
         let connect = async {
-            let addrs = self.getaddrinfo(host, port).await?;
-            let mut errors = Vec::new();
-            for addr in addrs {
-                if let Some(l) = local {
-                    if l.is_ipv4() != addr.is_ipv4() {
-                        continue;
+            if let Some(sock) = sock {
+                return connect_given_sock(self, sock, host, port, host_given).await;
+            }
+            if !host_given {
+                return Err(Error::value(
+                    "host and port was not specified and no sock specified",
+                ));
+            }
+            let mut addrs = self.getaddrinfo(host, port).await?;
+            let interleave = interleave.or(happy_eyeballs_delay.map(|_| 1)).unwrap_or(0);
+            if interleave > 0 {
+                addrs = interleave_addrinfos(&addrs, interleave);
+            }
+            let Some(delay) = happy_eyeballs_delay else {
+                let mut errors = Vec::new();
+                for addr in addrs {
+                    match connect_addr(self, addr, local_addr).await {
+                        Ok(s) => return Ok(Connected::Tcp(s)),
+                        Err(e) => errors.push(e),
                     }
                 }
-                match AsyncSocket::connect(self, addr).await {
-                    Ok(s) => return Ok(s),
-                    Err(e) => errors.push(connect_error(addr, e)),
-                }
+                return Err(failed(errors));
+            };
+            let attempts = addrs
+                .iter()
+                .map(|&addr| move || connect_addr(self, addr, local_addr));
+            let race = staggered_race(attempts, Some(delay)).await;
+            match race.result {
+                Some(s) => Ok(Connected::Tcp(s)),
+                None => Err(aggregate_errors(
+                    race.errors.into_iter().flatten().collect(),
+                )),
             }
-            Err(aggregate_errors(errors))
         };
-        let sock = match opts.timeout {
+        let sock = match timeout {
             Some(d) => crate::timeouts::wait_for(connect, d).await??,
             None => connect.await?,
         };
-        let sock = sock.into_inner();
-        if let Some(l) = local {
-            let got = sock.local_addr()?;
-            if !l.ip().is_unspecified() && l.ip() != got.ip() {
-                return Err(Error::value(format!(
-                    "local_addr {l} is not supported: the kernel bound {got}, and std and mio cannot bind a client socket before connect"
-                )));
-            }
-        }
         let proto = run_factory("protocol factory", factory)?;
-        start_transport(self, sock, proto).await
+        sock.start(self, proto).await
     }
 
     /// Listen on TCP and serve each connection with a protocol from `factory`
@@ -391,8 +272,18 @@ impl EventLoop {
         opts: ServerOptions,
     ) -> Result<Server> {
         self.inner.check_closed()?;
-        check_server_options(&opts)?;
-        let socks = bind_tcp(self, host, port).await?;
+        let mut opts = opts;
+        let socks = match opts.sock.take() {
+            Some(sock) => {
+                if host.is_some() || port != 0 {
+                    return Err(Error::value(
+                        "host/port and sock can not be specified at the same time",
+                    ));
+                }
+                vec![adopt_listener(sock.into(), &opts, None)?]
+            }
+            None => bind_tcp(self, host, port, &opts).await?,
+        };
         Server::new(self, socks, Rc::new(factory), &opts, None)
     }
 
@@ -418,19 +309,137 @@ impl EventLoop {
         sock: impl Into<AcceptedSocket>,
     ) -> Result<Rc<dyn Transport>> {
         self.inner.check_closed()?;
-        match sock.into() {
-            AcceptedSocket::Tcp(s) => {
-                s.set_nonblocking(true)?;
-                let proto = run_factory("protocol factory", factory)?;
-                start_transport(self, mio::net::TcpStream::from_std(s), proto).await
-            }
-            AcceptedSocket::Unix(s) => {
-                s.set_nonblocking(true)?;
-                let proto = run_factory("protocol factory", factory)?;
-                start_transport(self, mio::net::UnixStream::from_std(s), proto).await
+        let sock = adopt_connected(sock.into(), false)?;
+        let proto = run_factory("protocol factory", factory)?;
+        sock.start(self, proto).await
+    }
+}
+
+/// A connected socket of either family, ready for a transport.
+pub(crate) enum Connected {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl Connected {
+    pub(crate) async fn start(
+        self,
+        lp: &EventLoop,
+        proto: AnyProtocol,
+    ) -> Result<Rc<dyn Transport>> {
+        match self {
+            Connected::Tcp(s) => start_transport(lp, s, proto).await,
+            Connected::Unix(s) => start_transport(lp, s, proto).await,
+        }
+    }
+}
+
+/// A connected stream socket given by the user (`sock=`, `connect_accepted_socket`):
+/// checked to be a stream socket (of the Unix family if `unix_only`) and made
+/// non-blocking.
+pub(crate) fn adopt_connected(sock: AcceptedSocket, unix_only: bool) -> Result<Connected> {
+    let s = Socket::from(OwnedFd::from(sock));
+    let unix = is_unix(&s)?;
+    if unix_only && (!unix || s.r#type()? != socket2::Type::STREAM) {
+        return Err(Error::value(format!(
+            "A UNIX Domain Stream Socket was expected, got {}",
+            describe(&s)
+        )));
+    }
+    check_stream(&s)?;
+    s.set_nonblocking(true)?;
+    Ok(if unix {
+        Connected::Unix(mio::net::UnixStream::from_std(s.into()))
+    } else {
+        Connected::Tcp(mio::net::TcpStream::from_std(s.into()))
+    })
+}
+
+/// `create_connection(sock=...)`: a connected socket is wrapped (no host/port
+/// allowed, as in asyncio); an unconnected TCP socket is connected to the first
+/// resolved address of its family (Rust-only).
+async fn connect_given_sock(
+    lp: &EventLoop,
+    sock: AcceptedSocket,
+    host: &str,
+    port: u16,
+    host_given: bool,
+) -> Result<Connected> {
+    let fd = OwnedFd::from(sock);
+    let s = Socket::from(fd);
+    check_stream(&s)?;
+    let connected = match s.peer_addr() {
+        Ok(_) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => false,
+        Err(e) => return Err(e.into()),
+    };
+    if connected {
+        if host_given {
+            return Err(Error::value(
+                "host/port and sock can not be specified at the same time",
+            ));
+        }
+        return adopt_connected(AcceptedSocket::Fd(s.into()), false);
+    }
+    if !host_given {
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::NotConnected,
+            format!(
+                "sock {} is not connected and no host/port was given",
+                describe(&s)
+            ),
+        )));
+    }
+    if is_unix(&s)? {
+        return Err(Error::value(format!(
+            "an unconnected Unix sock cannot be connected to a host: {}",
+            describe(&s)
+        )));
+    }
+    let v4 = s.domain()? == socket2::Domain::IPV4;
+    let addrs = lp.getaddrinfo(host, port).await?;
+    let Some(addr) = addrs.into_iter().find(|a| a.is_ipv4() == v4) else {
+        let family = if v4 { "AF_INET" } else { "AF_INET6" };
+        return Err(Error::Io(io::Error::other(format!(
+            "no address of {host}:{port} matches the family of sock ({family})"
+        ))));
+    };
+    connect_socket(lp, s, addr)
+        .await
+        .map(Connected::Tcp)
+        .map_err(|e| connect_error(addr, e))
+}
+
+/// Reorder addresses by family (asyncio's `base_events._interleave_addrinfos`): the
+/// first `first_address_family_count - 1` addresses of the first family, then one of
+/// each family in turn (families in order of first appearance).
+pub(crate) fn interleave_addrinfos(
+    addrs: &[SocketAddr],
+    first_address_family_count: usize,
+) -> Vec<SocketAddr> {
+    let mut by_family: Vec<Vec<SocketAddr>> = Vec::new();
+    for a in addrs {
+        match by_family.iter_mut().find(|l| l[0].is_ipv4() == a.is_ipv4()) {
+            Some(l) => l.push(*a),
+            None => by_family.push(vec![*a]),
+        }
+    }
+    let mut out = Vec::with_capacity(addrs.len());
+    if first_address_family_count > 1 {
+        if let Some(first) = by_family.first_mut() {
+            let n = (first_address_family_count - 1).min(first.len());
+            out.extend(first.drain(..n));
+        }
+    }
+    let longest = by_family.iter().map(Vec::len).max().unwrap_or(0);
+    for i in 0..longest {
+        for l in &by_family {
+            if let Some(a) = l.get(i) {
+                out.push(*a);
             }
         }
     }
+    out
 }
 
 #[cfg(test)]
@@ -470,17 +479,39 @@ mod tests {
     }
 
     #[test]
-    fn options_std_cannot_honour_are_refused() {
-        let o = ServerOptions {
-            reuse_port: true,
-            ..Default::default()
-        };
-        assert!(matches!(check_server_options(&o), Err(Error::Value(_))));
-        let o = ServerOptions {
-            reuse_address: false,
-            ..Default::default()
-        };
-        assert!(matches!(check_server_options(&o), Err(Error::Value(_))));
-        assert!(check_server_options(&ServerOptions::default()).is_ok());
+    fn interleave_alternates_families_after_the_first_count() {
+        let a: Vec<SocketAddr> = [
+            "[::1]:1",
+            "[::2]:1",
+            "[::3]:1",
+            "127.0.0.1:1",
+            "127.0.0.2:1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let show = |v: Vec<SocketAddr>| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            show(interleave_addrinfos(&a, 1)),
+            [
+                "[::1]:1",
+                "127.0.0.1:1",
+                "[::2]:1",
+                "127.0.0.2:1",
+                "[::3]:1"
+            ]
+        );
+        assert_eq!(
+            show(interleave_addrinfos(&a, 2)),
+            [
+                "[::1]:1",
+                "[::2]:1",
+                "127.0.0.1:1",
+                "[::3]:1",
+                "127.0.0.2:1"
+            ]
+        );
+        assert_eq!(show(interleave_addrinfos(&a, 9)), show(a.clone()));
+        assert!(interleave_addrinfos(&[], 1).is_empty());
     }
 }

@@ -34,14 +34,24 @@
 //! }).unwrap().unwrap();
 //! ```
 //!
-//! # What std and mio allow
+//! # Sockets and their options
 //!
-//! The crate depends on mio, slab and log only, and its one `unsafe` block is the
-//! packed task waker (`waker.rs`): it makes no raw socket calls, so sockets are made
-//! by `std`/mio, which cannot set options before `bind`/`listen`. What that means for
-//! [`ServerOptions`] and [`ConnectOptions`] is stated on each field: the kernel listen
-//! backlog is std's 128, `SO_REUSEADDR` is always on, `SO_REUSEPORT` cannot be set,
-//! IPv6 listeners are dual-stack, and a client socket cannot be bound before connect.
+//! Sockets are made with [`socket2`](https://docs.rs/socket2) (no `unsafe` here), so
+//! every option is set before `bind`, `listen` or `connect`, as asyncio does, and then
+//! handed to mio:
+//!
+//! - servers ([`ServerOptions`]): `SO_REUSEADDR` (default on), `SO_REUSEPORT`,
+//!   `SO_KEEPALIVE`, `IPV6_V6ONLY` on every IPv6 listener (all interfaces get one IPv6
+//!   and one IPv4 socket, on the same port), `listen(backlog)`, an existing socket
+//!   (`sock`), and for Unix servers `cleanup_socket`;
+//! - connections ([`ConnectOptions`]): a bind before connect (`local_addr`), an
+//!   existing socket (`sock`), and Happy Eyeballs (`happy_eyeballs_delay`,
+//!   `interleave`, on [`crate::staggered::staggered_race`]);
+//! - one loop per core: [`serve_multicore`] binds N sockets with `SO_REUSEPORT` on one
+//!   address and runs one loop per thread on them.
+//!
+//! The streams functions ([`crate::start_server_with`], [`crate::open_connection_with`],
+//! and their Unix twins) take the same option structs.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -65,9 +75,15 @@ use crate::selector_events::{IoHandler, READABLE, REQUEUED};
 use crate::transports::{Address, Transport};
 
 mod create;
+mod multicore;
+mod options;
+pub mod sendfile;
+mod sockets;
 
-pub(crate) use create::{connect_error, run_factory, start_transport};
-pub use create::{AcceptedSocket, ConnectOptions, ServerOptions};
+pub(crate) use create::{adopt_connected, connect_error, run_factory, start_transport};
+pub use multicore::{serve_multicore, Multicore};
+pub use options::{AcceptedSocket, ConnectOptions, ListeningSocket, ServerOptions};
+pub(crate) use sockets::{adopt_listener, unix_listener};
 
 /// asyncio's `ACCEPT_RETRY_DELAY`: how long a server stops accepting after running out
 /// of file descriptors or memory.

@@ -56,11 +56,13 @@ mod buffer;
 mod pipes;
 mod protocol;
 mod reader;
+mod sendfile;
 mod writer;
 
 pub use pipes::{open_read_pipe, open_read_pipe_with, open_write_pipe, stdin_reader};
 pub use protocol::StreamReaderProtocol;
 pub use reader::{StreamReader, DEFAULT_LIMIT};
+pub use sendfile::STREAM_SENDFILE_BLOCK;
 pub use writer::StreamWriter;
 
 use std::future::{poll_fn, Future as StdFuture};

@@ -11,7 +11,12 @@
 //!   use` (kind `AddrInUse`);
 //! - on [`Server::close`](crate::server::Server::close) the file is removed only if it
 //!   is still the one the server bound (same device and inode), so a file that someone
-//!   else put there meanwhile is left alone (asyncio's `cleanup_socket=True`).
+//!   else put there meanwhile is left alone (asyncio's `cleanup_socket=True`);
+//!   [`ServerOptions::cleanup_socket`] `= false` leaves the file.
+//!
+//! `sock=` ([`ServerOptions::sock`], [`ConnectOptions::sock`]) takes an existing Unix
+//! stream socket; the `path` argument must then be empty (`""`), as asyncio wants
+//! `path=None`.
 
 pub mod signals;
 
@@ -29,7 +34,8 @@ use crate::base_events::EventLoop;
 use crate::exceptions::{Error, Result};
 use crate::protocols::Protocol;
 use crate::server::{
-    start_transport, AnyProtocol, ConnectOptions, ListenSock, Server, ServerOptions, UnixCleanup,
+    adopt_connected, adopt_listener, run_factory, start_transport, unix_listener, AnyProtocol,
+    ConnectOptions, ListenSock, Server, ServerOptions, UnixCleanup,
 };
 use crate::tasks::sleep;
 use crate::transports::Transport;
@@ -62,11 +68,21 @@ async fn connect_unix(path: &Path) -> Result<mio::net::UnixStream> {
     }
 }
 
+/// What to remove on close: the file at `path` if it is still this one.
+fn cleanup_for(path: &Path) -> Option<UnixCleanup> {
+    std::fs::symlink_metadata(path).ok().map(|m| UnixCleanup {
+        path: path.to_path_buf(),
+        dev: m.dev(),
+        ino: m.ino(),
+    })
+}
+
 impl EventLoop {
     /// Connect to the Unix socket at `path` and start a transport (asyncio's
     /// `create_unix_connection()`); returns `(transport, protocol)` once
     /// `connection_made` has run. `opts.timeout` bounds the connect;
-    /// `opts.local_addr` must be `None`. Errors read `Connect call failed <path>: <os
+    /// `opts.local_addr` must be `None`; `opts.sock` is a connected Unix socket to use
+    /// instead (then `path` must be `""`). Errors read `Connect call failed <path>: <os
     /// error>` and keep the OS error's kind (e.g. `NotFound`, `ConnectionRefused`).
     pub async fn create_unix_connection<P: Protocol>(
         &self,
@@ -103,18 +119,31 @@ impl EventLoop {
             return Err(Error::value("local_addr has no meaning for a Unix socket"));
         }
         let path = path.as_ref();
+        if let Some(sock) = opts.sock {
+            if !path.as_os_str().is_empty() {
+                return Err(Error::value(
+                    "path and sock can not be specified at the same time",
+                ));
+            }
+            let sock = adopt_connected(sock, true)?;
+            let proto = run_factory("protocol factory", factory)?;
+            return sock.start(self, proto).await;
+        }
+        if path.as_os_str().is_empty() {
+            return Err(Error::value("no path and sock were specified"));
+        }
         let sock = match opts.timeout {
             Some(d) => crate::timeouts::wait_for(connect_unix(path), d).await??,
             None => connect_unix(path).await?,
         };
-        let proto = std::panic::catch_unwind(std::panic::AssertUnwindSafe(factory))
-            .map_err(Error::from_panic)?;
+        let proto = run_factory("protocol factory", factory)?;
         start_transport(self, sock, proto).await
     }
 
     /// Listen on the Unix socket `path` (asyncio's `create_unix_server()`); see the
-    /// module docs for the socket-file rules. Of [`ServerOptions`], `backlog` and
-    /// `start_serving` apply; the reuse options have no meaning here and are ignored.
+    /// module docs for the socket-file rules. Of [`ServerOptions`], `backlog`, `sock`,
+    /// `cleanup_socket` and `start_serving` apply; the reuse and keep-alive options
+    /// have no meaning here and are ignored. `path` empty and no `sock`: `ValueError`.
     pub async fn create_unix_server<P: Protocol>(
         &self,
         factory: impl Fn() -> P + 'static,
@@ -133,14 +162,37 @@ impl EventLoop {
         opts: ServerOptions,
     ) -> Result<Server> {
         self.inner.check_closed()?;
+        let mut opts = opts;
         let path = path.as_ref();
+        if let Some(sock) = opts.sock.take() {
+            if !path.as_os_str().is_empty() {
+                return Err(Error::value(
+                    "path and sock can not be specified at the same time",
+                ));
+            }
+            let listener = adopt_listener(sock.into(), &opts, Some(true))?;
+            let cleanup = match (&listener, opts.cleanup_socket) {
+                (ListenSock::Unix(l), true) => l
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+                    .and_then(|p| cleanup_for(&p)),
+                _ => None,
+            };
+            return Server::new(self, vec![listener], Rc::new(factory), &opts, cleanup);
+        }
+        if path.as_os_str().is_empty() {
+            return Err(Error::value(
+                "path was not specified, and no sock specified",
+            ));
+        }
         // A stale socket file from an earlier run is replaced (asyncio does the same).
         if let Ok(m) = std::fs::symlink_metadata(path) {
             if m.file_type().is_socket() {
                 let _ = std::fs::remove_file(path);
             }
         }
-        let listener = match mio::net::UnixListener::bind(path) {
+        let listener = match unix_listener(path, &opts) {
             Ok(l) => l,
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
                 return Err(Error::Io(io::Error::new(
@@ -150,11 +202,11 @@ impl EventLoop {
             }
             Err(e) => return Err(e.into()),
         };
-        let cleanup = std::fs::symlink_metadata(path).ok().map(|m| UnixCleanup {
-            path: path.to_path_buf(),
-            dev: m.dev(),
-            ino: m.ino(),
-        });
+        let cleanup = if opts.cleanup_socket {
+            cleanup_for(path)
+        } else {
+            None
+        };
         Server::new(
             self,
             vec![ListenSock::Unix(listener)],

@@ -585,4 +585,25 @@ impl<S: StreamSocket> WriteTransport for SocketTransport<S> {
     }
 }
 
-impl<S: StreamSocket> Transport for SocketTransport<S> {}
+impl<S: StreamSocket> Transport for SocketTransport<S> {
+    fn get_protocol(&self) -> Option<AnyProtocol> {
+        self.protocol()
+    }
+
+    fn set_protocol(&self, protocol: AnyProtocol) -> Result<()> {
+        // Callbacks run on a clone, so a switch inside one takes effect after it. No
+        // protocol: the connection is lost (and the cycle broken); keep it that way.
+        if let Some(old) = self.protocol.take() {
+            drop(old);
+            self.protocol.set(Some(protocol));
+        }
+        Ok(())
+    }
+
+    fn dup_socket(&self) -> Option<std::os::fd::OwnedFd> {
+        let sock = self.sock.borrow();
+        std::os::fd::AsFd::as_fd(sock.as_ref()?)
+            .try_clone_to_owned()
+            .ok()
+    }
+}

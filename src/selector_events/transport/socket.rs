@@ -39,7 +39,7 @@ pub(crate) fn put_read_buf(v: Vec<u8>) {
 
 /// What the transport needs of a stream socket: implemented by mio's `TcpStream` and
 /// `UnixStream`.
-pub(crate) trait StreamSocket: Source + AsRawFd + 'static {
+pub(crate) trait StreamSocket: Source + AsRawFd + std::os::fd::AsFd + 'static {
     /// `"tcp"` or `"unix"`, for descriptions.
     const KIND: &'static str;
     /// One-time setup: `TCP_NODELAY` for TCP (asyncio's `_set_nodelay`).
