@@ -160,8 +160,8 @@ pub use transports::{Address, BaseTransport, ExtraInfo, ReadTransport, Transport
 // Layer 4 (streams): re-exports below.
 pub use streams::{
     open_connection, open_connection_with, open_unix_connection, open_unix_connection_with,
-    start_server, start_server_with, start_unix_server, start_unix_server_with, StreamReader,
-    StreamReaderProtocol, StreamWriter,
+    start_server, start_server_with, start_unix_server, start_unix_server_with, StreamPair,
+    StreamReader, StreamReaderProtocol, StreamWriter,
 };
 
 /// The README's code blocks, compiled and run as doc tests so they cannot rot.

@@ -53,10 +53,18 @@
 //! server can still answer. Closing is always the writer's job.
 
 mod buffer;
+mod copy;
+#[cfg(feature = "futures-io")]
+mod futures_io;
+mod poll;
 mod protocol;
 mod reader;
+#[cfg(feature = "tokio-io")]
+mod tokio_io;
 mod writer;
 
+pub use copy::{copy, copy_bidirectional};
+pub use poll::StreamPair;
 pub use protocol::StreamReaderProtocol;
 pub use reader::{StreamReader, DEFAULT_LIMIT};
 pub use writer::StreamWriter;

@@ -179,17 +179,38 @@ impl StreamReaderProtocol {
     /// asyncio's `await protocol._closed`: `Ok` once `connection_lost(None)` ran, the
     /// error once `connection_lost(Some(e))` ran.
     pub(crate) fn closed(&self) -> impl StdFuture<Output = Result<()>> + '_ {
-        poll_fn(|cx| {
-            let mut st = self.flow.borrow_mut();
-            match &st.lost {
-                Some(None) => Poll::Ready(Ok(())),
-                Some(Some(e)) => Poll::Ready(Err(Error::clone(e))),
-                None => {
-                    st.park(cx);
-                    Poll::Pending
-                }
+        poll_fn(|cx| self.poll_closed(cx))
+    }
+
+    /// One poll of [`StreamReaderProtocol::closed`]: parks `cx`'s waker until
+    /// `connection_lost`.
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut st = self.flow.borrow_mut();
+        match &st.lost {
+            Some(None) => Poll::Ready(Ok(())),
+            Some(Some(e)) => Poll::Ready(Err(Error::clone(e))),
+            None => {
+                st.park(cx);
+                Poll::Pending
             }
-        })
+        }
+    }
+
+    /// The stateless drain of the poll API (`streams/poll.rs`): `Err(ConnectionReset
+    /// "Connection lost")` once the connection is gone; `Ok` while writing is not
+    /// paused; otherwise parks `cx`'s waker until `resume_writing` or
+    /// `connection_lost`. Holds no state between polls, so a caller may poll it
+    /// afresh each time.
+    pub(crate) fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut st = self.flow.borrow_mut();
+        if st.lost.is_some() {
+            return Poll::Ready(Err(Error::connection_lost()));
+        }
+        if !st.paused {
+            return Poll::Ready(Ok(()));
+        }
+        st.park(cx);
+        Poll::Pending
     }
 
     fn made(&self, transport: Rc<dyn Transport>) {
@@ -205,7 +226,7 @@ impl StreamReaderProtocol {
         let _ = self.reader.set_transport(&transport);
         if let (Some(cb), Some(me)) = (self.client.take(), self.me.upgrade()) {
             let writer = StreamWriter::new(transport, me.clone());
-            cb(StreamReader { proto: me }, writer);
+            cb(StreamReader::from_proto(me), writer);
         }
     }
 
