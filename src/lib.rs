@@ -118,6 +118,8 @@ pub mod events;
 pub mod exceptions;
 pub mod executor;
 pub mod futures;
+#[cfg(feature = "hyper")]
+pub mod hyper_rt;
 pub mod locks;
 pub mod protocols;
 pub mod queues;
