@@ -3,7 +3,7 @@
 //! with hyper takes a few lines.
 //!
 //! - [`StreamPair`] is `hyper::rt::Read + hyper::rt::Write`, by the rules of the
-//!   streams' poll functions (see [`crate::streams`]; `poll_flush` is `drain`,
+//!   streams' poll functions (see [`crate::streams`]; `poll_flush` is [`StreamWriter::poll_flush`](crate::StreamWriter::poll_flush),
 //!   `poll_shutdown` is `close` then `wait_closed`).
 //! - [`HyperExecutor`] is a `hyper::rt::Executor` that runs each future hyper hands
 //!   it as a task on the running loop. The futures need not be `Send`: hyper's HTTP/2
@@ -85,7 +85,7 @@ impl hyper::rt::Write for StreamPair {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.writer().poll_drain(cx).map_err(Into::into)
+        self.writer().poll_flush(cx).map_err(Into::into)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -10,8 +10,9 @@
 //!
 //! - `poll_write` buffers all of `buf` into the transport, or returns `Pending` while
 //!   writing is paused (the transport's buffer is over its high-water mark).
-//! - `poll_flush` is [`drain`](StreamWriter::drain): it waits while writing is paused,
-//!   not for the buffer to be empty (the loop keeps sending it).
+//! - `poll_flush` is [`StreamWriter::poll_flush`], i.e. [`drain`](StreamWriter::drain):
+//!   it waits while writing is paused, not for the buffer to be empty (the loop keeps
+//!   sending it); after a clean end of the connection it is `Ok`.
 //! - `poll_close` is `close()` then `wait_closed()`: the buffer is flushed, then the
 //!   whole connection ends (a half-close is [`StreamWriter::write_eof`]).
 
@@ -61,7 +62,7 @@ impl AsyncWrite for StreamWriter {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_drain(cx).map_err(Into::into)
+        StreamWriter::poll_flush(&self, cx).map_err(Into::into)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -109,7 +110,7 @@ impl AsyncWrite for StreamPair {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.writer().poll_drain(cx).map_err(Into::into)
+        self.writer().poll_flush(cx).map_err(Into::into)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

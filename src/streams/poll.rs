@@ -308,6 +308,18 @@ impl StreamWriter {
         self.protocol().poll_drain(cx)
     }
 
+    /// [`poll_drain`](StreamWriter::poll_drain) for the I/O traits' `poll_flush`:
+    /// the same, except that once the connection has ended **cleanly** it is
+    /// `Ready(Ok(()))` (nothing is left to flush), where `poll_drain` reports
+    /// "Connection lost". A connection that broke still reports its error.
+    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let p = self.protocol();
+        if p.is_connection_lost() {
+            return Poll::Ready(p.reader_exception().map_or(Ok(()), Err));
+        }
+        self.poll_drain(cx)
+    }
+
     /// Poll for the end of the connection: the poll twin of
     /// [`wait_closed`](StreamWriter::wait_closed). `Ready(Ok(()))` after a clean
     /// close, `Ready(Err(e))` with the connection's error, else `Pending` with the

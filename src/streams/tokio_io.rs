@@ -8,7 +8,7 @@
 //! cancel-safety and flow-control contract): `poll_read` copies straight into the
 //! `ReadBuf`'s unfilled part (no zeroing), `poll_write` buffers all of `buf` or
 //! returns `Pending` while writing is paused, `poll_flush` is
-//! [`drain`](StreamWriter::drain), and `poll_shutdown` is `close()` then
+//! [`StreamWriter::poll_flush`] ([`drain`](StreamWriter::drain), `Ok` after a clean end), and `poll_shutdown` is `close()` then
 //! `wait_closed()` (for a half-close, call [`StreamWriter::write_eof`]).
 
 use std::io;
@@ -64,7 +64,7 @@ impl AsyncWrite for StreamWriter {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_drain(cx).map_err(Into::into)
+        StreamWriter::poll_flush(&self, cx).map_err(Into::into)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -116,7 +116,7 @@ impl AsyncWrite for StreamPair {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.writer().poll_drain(cx).map_err(Into::into)
+        self.writer().poll_flush(cx).map_err(Into::into)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
