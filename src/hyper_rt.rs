@@ -12,21 +12,18 @@
 //! - [`HyperTimer`] is a `hyper::rt::Timer` on the loop's timers (and its clock:
 //!   under a [`TestClock`](crate::TestClock) hyper's timeouts follow virtual time).
 //!
-//! ```ignore
-//! // One connection from start_server, served with hyper (HTTP/1.1 keep-alive):
-//! let io = reader.unsplit(writer);
-//! hyper::server::conn::http1::Builder::new()
-//!     .timer(asyncio::hyper_rt::HyperTimer)
-//!     .serve_connection(io, hyper::service::service_fn(hello))
-//!     .await?;
-//! ```
+//! With them, a connection from [`start_server`](crate::start_server) is served by
+//! `hyper::server::conn::http1::Builder::new().timer(HyperTimer)
+//! .serve_connection(reader.unsplit(writer), service)`; the workspace member
+//! `ecosystem/` has the whole server (HTTP/1.1 and HTTP/2 on one port) and the tests
+//! (book chapter 15).
 //!
 //! # The timer's `Send + Sync` sleeps, without `unsafe`
 //!
 //! hyper requires its sleeps to be `Send + Sync`, while the loop's timers are
 //! single-threaded (`Rc`). A [`HyperSleep`] therefore holds only plain data: its
 //! deadline, a numeric id and the id of the thread that registered it. The loop-side
-//! state (the [`TimerHandle`](crate::TimerHandle) and the waker) lives in a
+//! state (the [`TimerHandle`] and the waker) lives in a
 //! thread-local table, keyed by that id, on the loop's thread. Polling registers a
 //! loop timer (`call_at`) on first use and refreshes the waker; the timer marks the
 //! entry fired and wakes it; dropping the sleep removes the entry and cancels the

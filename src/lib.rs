@@ -49,7 +49,8 @@
 //! | [`transports`] | `transports.py` | [`Transport`] and its read / write halves |
 //! | [`server`] | `base_events.py` (`Server`, `create_connection`, `create_server`) | [`Server`], [`ConnectOptions`], [`ServerOptions`] |
 //! | [`unix_events`] | `unix_events.py` | `create_unix_connection`, `create_unix_server` |
-//! | [`streams`] | `streams.py` | [`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`], [`StreamReaderProtocol`] |
+//! | [`streams`] | `streams.py` | [`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`], [`StreamReaderProtocol`]; Rust-only: [`StreamPair`], [`streams::copy`], [`streams::copy_bidirectional`] |
+//! | `hyper_rt` (feature `hyper`) | (none: Rust-only) | `HyperExecutor`, `HyperTimer`: hyper 1.x on the loop |
 //! | [`exceptions`] | `exceptions.py` | [`Error`], one variant per asyncio exception |
 //!
 //! ## Where Rust departs from asyncio
@@ -96,6 +97,9 @@
 //! | `put_nowait` raises `QueueFull` / `QueueShutDown` | returns [`PutNowaitError`]`::{Full, ShutDown}` holding the item (`put` returns [`PutError`]); both convert into [`Error::QueueFull`] / [`Error::QueueShutDown`] | the item was moved into the call: an error without it would drop it |
 //! | `Queue(maxsize)`, any `maxsize <= 0` is unbounded | `maxsize: usize`, `0` is unbounded | no negative sizes |
 //! | `PriorityQueue`, `LifoQueue` subclass `Queue` and override `_put` / `_get` | one [`GenericQueue`] over a [`queues::Storage`]; [`Queue`], [`LifoQueue`], [`PriorityQueue`] are type aliases | generics instead of subclasses |
+//! | streams are coroutines only (`await reader.read(n)`, `await writer.drain()`) | also poll functions ([`StreamReader::poll_read`], [`StreamReader::poll_fill_buf`], [`StreamWriter::poll_write`], [`StreamWriter::poll_drain`], [`StreamWriter::poll_wait_closed`]) and, behind the optional features `futures-io`, `tokio-io` and `hyper`, the I/O traits of futures, tokio and hyper | Rust's async libraries are written against poll functions; see chapter 15 |
+//! | a reader and a writer are always two objects | [`StreamReader::unsplit`] makes one [`StreamPair`] (and [`StreamPair::into_split`] two again) | TLS, HTTP and WebSocket crates take one I/O object |
+//! | a proxy writes its `read` / `write` / `drain` loop by hand | [`streams::copy`] and [`streams::copy_bidirectional`]: no copy of their own (`read_with`), `drain` after each chunk, EOF passed on as `write_eof` | flow control and half-close right in one call |
 //! | TLS (`ssl=`, `start_tls`) | not provided | the crate depends on mio, slab and log only |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
@@ -199,4 +203,6 @@ pub mod book {
     pub struct Ch10Differences;
     #[doc = include_str!("../docs/11-performance.md")]
     pub struct Ch11Performance;
+    #[doc = include_str!("../docs/15-the-ecosystem.md")]
+    pub struct Ch15TheEcosystem;
 }
