@@ -3,8 +3,9 @@
 //! with hyper takes a few lines.
 //!
 //! - [`StreamPair`] is `hyper::rt::Read + hyper::rt::Write`, by the rules of the
-//!   streams' poll functions (see [`crate::streams`]; `poll_flush` is [`StreamWriter::poll_flush`](crate::StreamWriter::poll_flush),
-//!   `poll_shutdown` is `close` then `wait_closed`).
+//!   streams' poll functions (see [`crate::streams`]; `poll_flush` is
+//!   [`StreamWriter::poll_flush`](crate::StreamWriter::poll_flush), `poll_shutdown` is
+//!   [`StreamWriter::poll_shutdown`](crate::StreamWriter::poll_shutdown)).
 //! - [`HyperExecutor`] is a `hyper::rt::Executor` that runs each future hyper hands
 //!   it as a task on the running loop. The futures need not be `Send`: hyper's HTTP/2
 //!   server and client take a `!Send` executor (its bounds ask only for
@@ -86,7 +87,7 @@ impl hyper::rt::Write for StreamPair {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.writer().poll_close(cx).map_err(Into::into)
+        self.writer().poll_shutdown(cx).map_err(Into::into)
     }
 }
 

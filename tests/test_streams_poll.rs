@@ -383,3 +383,29 @@ fn a_pair_reads_and_writes_and_splits_again() {
         server.wait_closed().await.unwrap();
     });
 }
+
+#[test]
+fn poll_shutdown_half_closes_until_the_peer_is_done_and_drop_then_closes() {
+    run(async {
+        let (server, (mut cr, cw), (mut sr, sw)) = connected(asyncio::streams::DEFAULT_LIMIT).await;
+        poll_fn(|cx| cw.poll_write(cx, b"request")).await.unwrap();
+        poll_fn(|cx| cw.poll_shutdown(cx)).await.unwrap();
+        assert!(
+            !cw.is_closing(),
+            "only the write side ends: the reads go on"
+        );
+        assert_eq!(sr.read_to_end().await.unwrap(), b"request");
+        // The server answers, then shuts down: its reader saw EOF, so the whole
+        // connection closes, and the poll waits for it.
+        poll_fn(|cx| sw.poll_write(cx, b"response")).await.unwrap();
+        poll_fn(|cx| sw.poll_shutdown(cx)).await.unwrap();
+        assert!(sw.is_closing());
+        assert_eq!(cr.read_to_end().await.unwrap(), b"response");
+        // A writer dropped after its shutdown closes its transport.
+        let t = cw.transport().clone();
+        drop(cw);
+        assert!(t.is_closing());
+        server.close();
+        server.wait_closed().await.unwrap();
+    });
+}

@@ -9,6 +9,8 @@
 //! - `tests/test_tokio_io.rs`: the same through tokio's I/O traits (no tokio runtime);
 //! - `tests/test_hyper.rs`: a hyper client and a hyper server, both on the loop, over
 //!   HTTP/1.1 with keep-alive and HTTP/2;
+//! - `tests/test_tls.rs`: a TLS echo with `futures-rustls` (ring provider; the test
+//!   certificates are in `tests/tls/`), client and server on the loop;
 //! - `tests/test_websocket.rs`: a WebSocket echo with `async-tungstenite` over
 //!   `StreamPair` (the `futures-io` feature), client and server on the loop;
 //! - `examples/hyper_server.rs`: hello world on hyper, HTTP/1.1 and HTTP/2 (prior

@@ -59,6 +59,8 @@ fn read_line_on_a_pair_and_read_exact() {
         client.read_to_end(&mut rest).await.unwrap();
         assert_eq!(rest, b"bye");
         client.shutdown().await.unwrap();
+        // The server's side was only shut down for writing: dropping it closes it.
+        drop(srv);
         server.close();
         server.wait_closed().await.unwrap();
     });

@@ -13,8 +13,9 @@
 //! - `poll_flush` is [`StreamWriter::poll_flush`], i.e. [`drain`](StreamWriter::drain):
 //!   it waits while writing is paused, not for the buffer to be empty (the loop keeps
 //!   sending it); after a clean end of the connection it is `Ok`.
-//! - `poll_close` is `close()` then `wait_closed()`: the buffer is flushed, then the
-//!   whole connection ends (a half-close is [`StreamWriter::write_eof`]).
+//! - `poll_close` is [`StreamWriter::poll_shutdown`]: the write side ends (a
+//!   half-close, reads go on) while the peer may still send, the whole connection once
+//!   the peer has finished too; dropping the writer afterwards closes it quietly.
 
 use std::io;
 use std::pin::Pin;
@@ -66,7 +67,7 @@ impl AsyncWrite for StreamWriter {
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        StreamWriter::poll_close(&self, cx).map_err(Into::into)
+        StreamWriter::poll_shutdown(&self, cx).map_err(Into::into)
     }
 }
 
@@ -114,6 +115,6 @@ impl AsyncWrite for StreamPair {
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.writer().poll_close(cx).map_err(Into::into)
+        self.writer().poll_shutdown(cx).map_err(Into::into)
     }
 }

@@ -328,6 +328,33 @@ impl StreamWriter {
         self.protocol().poll_closed(cx)
     }
 
+    /// The shutdown of the I/O traits (`AsyncWrite::poll_close`, tokio's and hyper's
+    /// `poll_shutdown`), with the meaning a Rust socket gives it: **the write side**
+    /// ends, the reads go on.
+    ///
+    /// - While the peer may still send (the reader has not seen EOF): shut down the
+    ///   write side once the buffer is flushed ([`write_eof`](StreamWriter::write_eof))
+    ///   and return `Ready(Ok(()))` at once. The connection closes when the writer
+    ///   (or its [`StreamPair`]) is dropped, with no "unclosed" warning, or on
+    ///   [`close`](StreamWriter::close).
+    /// - When the peer has finished too (EOF seen), or the transport cannot half-close:
+    ///   [`poll_close`](StreamWriter::poll_close), i.e. close and wait for the end.
+    ///
+    /// So a TLS client that sends `close_notify` and then reads the server's last bytes
+    /// works, and a server that answers a finished client closes the connection.
+    pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let p = self.protocol();
+        if p.is_connection_lost() || self.is_closing() {
+            return self.poll_close(cx);
+        }
+        if !p.reader_saw_eof() && self.can_write_eof() {
+            p.set_shut_down();
+            self.write_eof()?;
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_close(cx)
+    }
+
     /// Close, then poll for the end of the connection
     /// ([`close`](StreamWriter::close) + [`poll_wait_closed`](StreamWriter::poll_wait_closed);
     /// `AsyncWrite::poll_close`). Buffered data is flushed before the connection ends.

@@ -38,6 +38,8 @@ struct FlowState {
     lost: Option<Option<Box<Error>>>,
     /// Tasks waiting in `drain()` or `wait_closed()`.
     waiters: Vec<Waker>,
+    /// The writer's side was shut down through an I/O trait (`poll_shutdown`).
+    shut_down: bool,
 }
 
 impl FlowState {
@@ -143,6 +145,22 @@ impl StreamReaderProtocol {
     /// Whether `connection_lost` ran.
     pub fn is_connection_lost(&self) -> bool {
         self.flow.borrow().lost.is_some()
+    }
+
+    /// Mark the write side as shut down through an I/O trait (`streams/poll.rs`).
+    pub(crate) fn set_shut_down(&self) {
+        self.flow.borrow_mut().shut_down = true;
+    }
+
+    /// Whether the write side was shut down through an I/O trait: a writer dropped
+    /// afterwards closes its transport without the "unclosed" warning.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.flow.borrow().shut_down
+    }
+
+    /// Whether the reader has seen the peer's EOF (or the connection's end).
+    pub(crate) fn reader_saw_eof(&self) -> bool {
+        self.reader.state.borrow().eof
     }
 
     /// The reader's stored error, if any (the first thing `drain()` checks).

@@ -8,8 +8,9 @@
 //! cancel-safety and flow-control contract): `poll_read` copies straight into the
 //! `ReadBuf`'s unfilled part (no zeroing), `poll_write` buffers all of `buf` or
 //! returns `Pending` while writing is paused, `poll_flush` is
-//! [`StreamWriter::poll_flush`] ([`drain`](StreamWriter::drain), `Ok` after a clean end), and `poll_shutdown` is `close()` then
-//! `wait_closed()` (for a half-close, call [`StreamWriter::write_eof`]).
+//! [`StreamWriter::poll_flush`] ([`drain`](StreamWriter::drain), `Ok` after a clean
+//! end), and `poll_shutdown` is [`StreamWriter::poll_shutdown`] (the write side ends,
+//! as `TcpStream::poll_shutdown` does; the whole connection once the peer finished).
 
 use std::io;
 use std::pin::Pin;
@@ -68,7 +69,7 @@ impl AsyncWrite for StreamWriter {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_close(cx).map_err(Into::into)
+        StreamWriter::poll_shutdown(&self, cx).map_err(Into::into)
     }
 }
 
@@ -120,6 +121,6 @@ impl AsyncWrite for StreamPair {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.writer().poll_close(cx).map_err(Into::into)
+        self.writer().poll_shutdown(cx).map_err(Into::into)
     }
 }

@@ -175,6 +175,14 @@ impl Drop for StreamWriter {
         if self.transport.is_closing() {
             return;
         }
+        if self.protocol.is_shut_down() {
+            // Shut down through an I/O trait (`poll_shutdown`): dropping is how those
+            // users end a connection, as with any Rust socket. Close without a warning.
+            if self.protocol.live_loop().is_some() {
+                self.transport.close();
+            }
+            return;
+        }
         if self.protocol.live_loop().is_some() {
             log::warn!(target: "asyncio", "unclosed {self:?}: closing its transport");
             self.transport.close();
