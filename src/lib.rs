@@ -102,6 +102,7 @@
 //! | [`base_subprocess`] | `base_subprocess.py` | [`EventLoop::subprocess_exec`], [`SubprocessTransport`], [`SubprocessProtocol`], [`SubprocessOptions`] |
 //! | [`subprocess`] | `subprocess.py` | [`create_subprocess_exec`], [`create_subprocess_shell`], [`Process`] |
 //! | [`streams`] | `streams.py` | [`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`], [`StreamReaderProtocol`] |
+//! | `hyper_rt` (feature `hyper`) | (none: Rust-only) | `HyperExecutor`, `HyperTimer`: hyper 1.x on the loop |
 //! | [`exceptions`] | `exceptions.py` | [`Error`], one variant per asyncio exception |
 //!
 //! ## Where Rust departs from asyncio
@@ -177,6 +178,9 @@
 //! | one loop per thread, by hand | [`server::serve_multicore`]: N loops on N threads, one `SO_REUSEPORT` listener each | the way to use several cores with single-threaded loops |
 //! | `loop.sendfile()` / `sock_sendfile()` use `os.sendfile` where they can | [`EventLoop::sendfile`] and [`EventLoop::sock_sendfile`] use `sendfile(2)` only with the cargo feature `sendfile`; by default (and in [`StreamWriter::sendfile`]) they take asyncio's fallback (read a block, write it, wait for the water marks) | std has no safe `sendfile(2)`: the kernel path needs the optional `nix` dependency |
 //! | `transport.write()` during `loop.sendfile()` raises `RuntimeError` | not refused: do not write meanwhile ([`EventLoop::sendfile`]) | the transport keeps no sendfile state (its size is budgeted) |
+//! | streams are coroutines only (`await reader.read(n)`, `await writer.drain()`) | also poll functions ([`StreamReader::poll_read`], [`StreamReader::poll_fill_buf`], [`StreamWriter::poll_write`], [`StreamWriter::poll_drain`], [`StreamWriter::poll_wait_closed`]) and, behind the optional features `futures-io`, `tokio-io` and `hyper`, the I/O traits of futures, tokio and hyper | Rust's async libraries are written against poll functions; see chapter 15 |
+//! | a reader and a writer are always two objects | [`StreamReader::unsplit`] makes one [`StreamPair`] (and [`StreamPair::into_split`] two again) | TLS, HTTP and WebSocket crates take one I/O object |
+//! | a proxy writes its `read` / `write` / `drain` loop by hand | [`streams::copy`] and [`streams::copy_bidirectional`]: no copy of their own (`read_with`), `drain` after each chunk, EOF passed on as `write_eof` | flow control and half-close right in one call |
 //! | `TestLoop` in CPython's test suite | public [`TestClock`] | users can test their own timeouts without sleeping |
 //!
 //! ## Not implemented yet
@@ -208,6 +212,8 @@ pub mod events;
 pub mod exceptions;
 pub mod executor;
 pub mod futures;
+#[cfg(feature = "hyper")]
+pub mod hyper_rt;
 pub mod locks;
 pub mod protocols;
 pub mod queues;
@@ -267,8 +273,8 @@ pub use transports::{
 // Layer 4 (streams): re-exports below.
 pub use streams::{
     open_connection, open_connection_with, open_unix_connection, open_unix_connection_with,
-    start_server, start_server_with, start_unix_server, start_unix_server_with, StreamReader,
-    StreamReaderProtocol, StreamWriter,
+    start_server, start_server_with, start_unix_server, start_unix_server_with, StreamPair,
+    StreamReader, StreamReaderProtocol, StreamWriter,
 };
 
 /// The README's code blocks, compiled and run as doc tests so they cannot rot.
@@ -319,4 +325,6 @@ pub mod book {
     pub mod ch13_subprocesses {}
     #[doc = include_str!("../docs/14-datagrams.md")]
     pub mod ch14_datagrams {}
+    #[doc = include_str!("../docs/15-the-ecosystem.md")]
+    pub mod ch15_the_ecosystem {}
 }

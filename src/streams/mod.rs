@@ -53,13 +53,21 @@
 //! server can still answer. Closing is always the writer's job.
 
 mod buffer;
+mod copy;
+#[cfg(feature = "futures-io")]
+mod futures_io;
 mod pipes;
+mod poll;
 mod protocol;
 mod reader;
 mod sendfile;
+#[cfg(feature = "tokio-io")]
+mod tokio_io;
 mod writer;
 
+pub use copy::{copy, copy_bidirectional};
 pub use pipes::{open_read_pipe, open_read_pipe_with, open_write_pipe, stdin_reader};
+pub use poll::StreamPair;
 pub use protocol::StreamReaderProtocol;
 pub use reader::{StreamReader, DEFAULT_LIMIT};
 pub use sendfile::STREAM_SENDFILE_BLOCK;

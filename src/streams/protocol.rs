@@ -38,6 +38,8 @@ struct FlowState {
     lost: Option<Option<Box<Error>>>,
     /// Tasks waiting in `drain()` or `wait_closed()`.
     waiters: Vec<Waker>,
+    /// The writer's side was shut down through an I/O trait (`poll_shutdown`).
+    shut_down: bool,
 }
 
 impl FlowState {
@@ -145,6 +147,22 @@ impl StreamReaderProtocol {
         self.flow.borrow().lost.is_some()
     }
 
+    /// Mark the write side as shut down through an I/O trait (`streams/poll.rs`).
+    pub(crate) fn set_shut_down(&self) {
+        self.flow.borrow_mut().shut_down = true;
+    }
+
+    /// Whether the write side was shut down through an I/O trait: a writer dropped
+    /// afterwards closes its transport without the "unclosed" warning.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.flow.borrow().shut_down
+    }
+
+    /// Whether the reader has seen the peer's EOF (or the connection's end).
+    pub(crate) fn reader_saw_eof(&self) -> bool {
+        self.reader.state.borrow().eof
+    }
+
     /// The reader's stored error, if any (the first thing `drain()` checks).
     pub(crate) fn reader_exception(&self) -> Option<Error> {
         self.reader.exception()
@@ -179,17 +197,38 @@ impl StreamReaderProtocol {
     /// asyncio's `await protocol._closed`: `Ok` once `connection_lost(None)` ran, the
     /// error once `connection_lost(Some(e))` ran.
     pub(crate) fn closed(&self) -> impl StdFuture<Output = Result<()>> + '_ {
-        poll_fn(|cx| {
-            let mut st = self.flow.borrow_mut();
-            match &st.lost {
-                Some(None) => Poll::Ready(Ok(())),
-                Some(Some(e)) => Poll::Ready(Err(Error::clone(e))),
-                None => {
-                    st.park(cx);
-                    Poll::Pending
-                }
+        poll_fn(|cx| self.poll_closed(cx))
+    }
+
+    /// One poll of [`StreamReaderProtocol::closed`]: parks `cx`'s waker until
+    /// `connection_lost`.
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut st = self.flow.borrow_mut();
+        match &st.lost {
+            Some(None) => Poll::Ready(Ok(())),
+            Some(Some(e)) => Poll::Ready(Err(Error::clone(e))),
+            None => {
+                st.park(cx);
+                Poll::Pending
             }
-        })
+        }
+    }
+
+    /// The stateless drain of the poll API (`streams/poll.rs`): `Err(ConnectionReset
+    /// "Connection lost")` once the connection is gone; `Ok` while writing is not
+    /// paused; otherwise parks `cx`'s waker until `resume_writing` or
+    /// `connection_lost`. Holds no state between polls, so a caller may poll it
+    /// afresh each time.
+    pub(crate) fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut st = self.flow.borrow_mut();
+        if st.lost.is_some() {
+            return Poll::Ready(Err(Error::connection_lost()));
+        }
+        if !st.paused {
+            return Poll::Ready(Ok(()));
+        }
+        st.park(cx);
+        Poll::Pending
     }
 
     fn made(&self, transport: Rc<dyn Transport>) {
@@ -205,7 +244,7 @@ impl StreamReaderProtocol {
         let _ = self.reader.set_transport(&transport);
         if let (Some(cb), Some(me)) = (self.client.take(), self.me.upgrade()) {
             let writer = StreamWriter::new(transport, me.clone());
-            cb(StreamReader { proto: me }, writer);
+            cb(StreamReader::from_proto(me), writer);
         }
     }
 

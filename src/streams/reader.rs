@@ -10,7 +10,7 @@
 //! state and not in a read's future, every read is cancel-safe: a read dropped while
 //! it waits has consumed nothing, and the next read sees every byte.
 
-use std::cell::{RefCell, RefMut};
+use std::cell::{Cell, RefCell, RefMut};
 use std::fmt;
 use std::future::{poll_fn, Future as StdFuture};
 use std::rc::{Rc, Weak};
@@ -53,7 +53,7 @@ impl Flow {
 #[derive(Default)]
 pub(crate) struct ReaderState {
     pub(crate) buf: ByteBuf,
-    eof: bool,
+    pub(crate) eof: bool,
     /// Boxed: a connection that never fails should not carry an error's room.
     exception: Option<Box<Error>>,
     /// The waiting read's waker (asyncio's `_waiter`, still pending).
@@ -70,7 +70,7 @@ impl ReaderState {
     /// asyncio's pause rule, run after data was added: pause the transport when the
     /// buffer holds strictly more than twice the limit.
     #[inline]
-    fn after_feed(&mut self, limit: usize) -> Flow {
+    pub(crate) fn after_feed(&mut self, limit: usize) -> Flow {
         if !self.paused && self.buf.len() > 2 * limit {
             if let Some(t) = self.transport.as_ref().and_then(Weak::upgrade) {
                 self.paused = true;
@@ -218,7 +218,7 @@ impl ReaderInner {
 
     /// [`ReaderInner::poll_read`] for a read that consumes what it returns.
     #[inline]
-    fn poll_with<T>(
+    pub(crate) fn poll_with<T>(
         &self,
         cx: &mut Context<'_>,
         attempt: impl FnOnce(&mut ReaderState, usize) -> Option<Result<T>>,
@@ -464,6 +464,9 @@ fn readuntil_step(
 pub struct StreamReader {
     /// The protocol that feeds this reader; the reader's state is part of it.
     pub(crate) proto: Rc<StreamReaderProtocol>,
+    /// Bytes lent out by `poll_fill_buf` and not consumed yet (`streams/poll.rs`);
+    /// every other read puts them back in front of the buffer first.
+    pub(crate) front: Cell<Option<Box<ByteBuf>>>,
 }
 
 impl Default for StreamReader {
@@ -479,11 +482,25 @@ impl StreamReader {
         &self.proto.reader
     }
 
+    /// The shared state, for a read: bytes lent by `poll_fill_buf` and not consumed
+    /// are put back in front of the buffer first.
+    #[inline]
+    fn reading(&mut self) -> &ReaderInner {
+        super::poll::give_back_front(self);
+        &self.proto.reader
+    }
+
+    /// The reader of `proto`.
+    pub(crate) fn from_proto(proto: Rc<StreamReaderProtocol>) -> StreamReader {
+        StreamReader {
+            proto,
+            front: Cell::new(None),
+        }
+    }
+
     /// A reader with the default limit, 64 KiB (asyncio's `StreamReader()`).
     pub fn new() -> StreamReader {
-        StreamReader {
-            proto: StreamReaderProtocol::make(ReaderInner::new(DEFAULT_LIMIT)),
-        }
+        StreamReader::from_proto(StreamReaderProtocol::make(ReaderInner::new(DEFAULT_LIMIT)))
     }
 
     /// A reader with the given limit (asyncio's `StreamReader(limit=...)`). A zero
@@ -492,9 +509,9 @@ impl StreamReader {
         if limit == 0 {
             return Err(Error::value("Limit cannot be <= 0"));
         }
-        Ok(StreamReader {
-            proto: StreamReaderProtocol::make(ReaderInner::new(limit)),
-        })
+        Ok(StreamReader::from_proto(StreamReaderProtocol::make(
+            ReaderInner::new(limit),
+        )))
     }
 
     /// The limit this reader was made with.
@@ -538,12 +555,12 @@ impl StreamReader {
     /// next read returns nothing.
     pub fn at_eof(&self) -> bool {
         let st = self.inner().state.borrow();
-        st.eof && st.buf.is_empty()
+        st.eof && st.buf.is_empty() && super::poll::lent_len(self) == 0
     }
 
     /// How many bytes are buffered (asyncio's `len(reader._buffer)`; Rust-only).
     pub fn buffered(&self) -> usize {
-        self.inner().state.borrow().buf.len()
+        self.inner().state.borrow().buf.len() + super::poll::lent_len(self)
     }
 
     /// Bytes of storage the buffer holds (its capacity: live bytes, room and reserve),
@@ -564,7 +581,7 @@ impl StreamReader {
     /// The bytes are copied out of the reader's buffer into the returned `Vec`; to pass
     /// them on without that copy, use [`read_with`](StreamReader::read_with).
     pub async fn read(&mut self, n: usize) -> Result<Vec<u8>> {
-        let waiter = Waiter(self.inner());
+        let waiter = Waiter(self.reading());
         poll_fn(move |cx| {
             waiter.get().poll_with(cx, |st, _| {
                 if n == 0 {
@@ -613,7 +630,7 @@ impl StreamReader {
     /// }).unwrap();
     /// ```
     pub async fn read_with<T>(&mut self, n: usize, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
-        let inner = self.inner();
+        let inner = self.reading();
         let waiter = Waiter(inner);
         // Nothing is consumed yet: the resume rule runs when the loan ends.
         poll_fn(move |cx| {
@@ -636,7 +653,7 @@ impl StreamReader {
     /// what it collected. Not cancel-safe in one respect: bytes already moved into the
     /// result are lost if the read is dropped before EOF.
     pub async fn read_to_end(&mut self) -> Result<Vec<u8>> {
-        let waiter = Waiter(self.inner());
+        let waiter = Waiter(self.reading());
         let mut out: Vec<u8> = Vec::new();
         poll_fn(move |cx| {
             waiter.get().poll_read(cx, true, |st, limit, woken| {
@@ -770,7 +787,7 @@ impl StreamReader {
         &'a mut self,
         seps: &'a [&'a [u8]],
     ) -> impl StdFuture<Output = Result<Vec<u8>>> + 'a {
-        let waiter = Waiter(self.inner());
+        let waiter = Waiter(self.reading());
         let mut offset = 0;
         poll_fn(move |cx| {
             waiter
@@ -787,7 +804,7 @@ impl StreamReader {
     /// may exceed the limit (a waiting read resumes a paused transport). Cancel-safe:
     /// nothing is consumed until all `n` bytes are there.
     pub async fn readexactly(&mut self, n: usize) -> Result<Vec<u8>> {
-        let waiter = Waiter(self.inner());
+        let waiter = Waiter(self.reading());
         poll_fn(move |cx| {
             waiter.get().poll_with(cx, |st, _| {
                 if st.buf.len() >= n {
@@ -841,8 +858,9 @@ impl fmt::Debug for StreamReader {
             return f.write_str("<StreamReader (busy)>");
         };
         f.write_str("<StreamReader")?;
-        if !st.buf.is_empty() {
-            write!(f, " {} bytes", st.buf.len())?;
+        let len = st.buf.len() + super::poll::lent_len(self);
+        if len != 0 {
+            write!(f, " {len} bytes")?;
         }
         if st.eof {
             f.write_str(" eof")?;

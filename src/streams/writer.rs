@@ -183,6 +183,14 @@ impl std::future::Future for YieldOnce {
 impl Drop for StreamWriter {
     /// asyncio's `__del__`: warn about a writer nobody closed.
     fn drop(&mut self) {
+        if self.protocol.is_shut_down() {
+            // Shut down through an I/O trait (`poll_shutdown`): dropping is how those
+            // users end a connection, as with any Rust socket. Close without a warning.
+            if self.protocol.live_loop().is_some() && !self.transport.is_closing() {
+                self.transport.close();
+            }
+            return;
+        }
         if self.protocol.live_loop().is_some() {
             if !self.transport.is_closing() {
                 log::warn!(target: "asyncio", "unclosed {self:?}: closing its transport");
