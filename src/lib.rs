@@ -196,6 +196,8 @@ pub mod queues;
 pub mod runners;
 pub mod selector_events;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod sslproto;
 pub mod streams;
 pub mod taskgroups;
 pub mod tasks;

@@ -52,6 +52,11 @@ pub enum ExtraInfo {
     Address(Address),
     /// `"socket"`: the raw fd of the transport's socket (it stays owned by the transport).
     Socket(RawFd),
+    /// Binary information, e.g. a TLS transport's `"peercert"` (DER) or
+    /// `"alpn_protocol"`.
+    Bytes(Vec<u8>),
+    /// Textual information, e.g. a TLS transport's `"cipher"` or `"ssl_version"`.
+    Text(String),
 }
 
 /// What every transport can do (asyncio's `BaseTransport`).

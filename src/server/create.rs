@@ -33,6 +33,20 @@ pub struct ConnectOptions {
     /// An overall limit on resolving and connecting (all addresses together);
     /// `Error::Timeout` when it passes. `None`: no limit beyond the kernel's.
     pub timeout: Option<Duration>,
+    /// asyncio's `ssl`: speak TLS with this rustls configuration (feature `tls`); the
+    /// transport is returned once the handshake is done. See [`crate::sslproto`].
+    #[cfg(feature = "tls")]
+    pub ssl: Option<std::sync::Arc<crate::sslproto::ClientConfig>>,
+    /// asyncio's `server_hostname`: the name the server's certificate must match;
+    /// `None`: the `host` argument (required for Unix sockets). Only with `ssl`.
+    #[cfg(feature = "tls")]
+    pub server_hostname: Option<String>,
+    /// asyncio's `ssl_handshake_timeout`; `None`: 60 s. Only with `ssl`.
+    #[cfg(feature = "tls")]
+    pub ssl_handshake_timeout: Option<Duration>,
+    /// asyncio's `ssl_shutdown_timeout`; `None`: 30 s. Only with `ssl`.
+    #[cfg(feature = "tls")]
+    pub ssl_shutdown_timeout: Option<Duration>,
 }
 
 /// Options of [`EventLoop::create_server`] and [`EventLoop::create_unix_server`]
@@ -54,6 +68,17 @@ pub struct ServerOptions {
     /// asyncio's `start_serving` (default `true`): accept at once. With `false`, call
     /// [`Server::start_serving`] or [`Server::serve_forever`] later.
     pub start_serving: bool,
+    /// asyncio's `ssl`: serve TLS with this rustls configuration (feature `tls`); each
+    /// client's protocol gets `connection_made` after its handshake. See
+    /// [`crate::sslproto`].
+    #[cfg(feature = "tls")]
+    pub ssl: Option<std::sync::Arc<crate::sslproto::ServerConfig>>,
+    /// asyncio's `ssl_handshake_timeout`; `None`: 60 s. Only with `ssl`.
+    #[cfg(feature = "tls")]
+    pub ssl_handshake_timeout: Option<Duration>,
+    /// asyncio's `ssl_shutdown_timeout`; `None`: 30 s. Only with `ssl`.
+    #[cfg(feature = "tls")]
+    pub ssl_shutdown_timeout: Option<Duration>,
 }
 
 impl Default for ServerOptions {
@@ -63,6 +88,12 @@ impl Default for ServerOptions {
             reuse_address: true,
             reuse_port: false,
             start_serving: true,
+            #[cfg(feature = "tls")]
+            ssl: None,
+            #[cfg(feature = "tls")]
+            ssl_handshake_timeout: None,
+            #[cfg(feature = "tls")]
+            ssl_shutdown_timeout: None,
         }
     }
 }
@@ -341,6 +372,8 @@ impl EventLoop {
             }
             Err(aggregate_errors(errors))
         };
+        #[cfg(feature = "tls")]
+        crate::sslproto::check_connect_options(&opts, Some(host))?;
         let sock = match opts.timeout {
             Some(d) => crate::timeouts::wait_for(connect, d).await??,
             None => connect.await?,
@@ -355,6 +388,10 @@ impl EventLoop {
             }
         }
         let proto = run_factory("protocol factory", factory)?;
+        #[cfg(feature = "tls")]
+        if opts.ssl.is_some() {
+            return crate::sslproto::start_client(self, sock, proto, &opts, host).await;
+        }
         start_transport(self, sock, proto).await
     }
 
@@ -392,6 +429,8 @@ impl EventLoop {
     ) -> Result<Server> {
         self.inner.check_closed()?;
         check_server_options(&opts)?;
+        #[cfg(feature = "tls")]
+        let factory = crate::sslproto::wrap_server_factory(self, Rc::new(factory), &opts)?;
         let socks = bind_tcp(self, host, port).await?;
         Server::new(self, socks, Rc::new(factory), &opts, None)
     }

@@ -101,12 +101,18 @@ impl EventLoop {
             return Err(Error::value("local_addr has no meaning for a Unix socket"));
         }
         let path = path.as_ref();
+        #[cfg(feature = "tls")]
+        crate::sslproto::check_connect_options(&opts, None)?;
         let sock = match opts.timeout {
             Some(d) => crate::timeouts::wait_for(connect_unix(path), d).await??,
             None => connect_unix(path).await?,
         };
         let proto = std::panic::catch_unwind(std::panic::AssertUnwindSafe(factory))
             .map_err(Error::from_panic)?;
+        #[cfg(feature = "tls")]
+        if opts.ssl.is_some() {
+            return crate::sslproto::start_client(self, sock, proto, &opts, "").await;
+        }
         start_transport(self, sock, proto).await
     }
 
@@ -131,6 +137,8 @@ impl EventLoop {
         opts: ServerOptions,
     ) -> Result<Server> {
         self.inner.check_closed()?;
+        #[cfg(feature = "tls")]
+        let factory = crate::sslproto::wrap_server_factory(self, Rc::new(factory), &opts)?;
         let path = path.as_ref();
         // A stale socket file from an earlier run is replaced (asyncio does the same).
         if let Ok(m) = std::fs::symlink_metadata(path) {
