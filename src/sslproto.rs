@@ -11,7 +11,7 @@
 //!
 //! Use it through `ssl` in [`ConnectOptions`](crate::server::ConnectOptions) /
 //! [`ServerOptions`](crate::server::ServerOptions), or wrap a live connection with
-//! [`EventLoop::start_tls`]. Configurations are rustls's own
+//! [`EventLoop::start_tls`](crate::EventLoop::start_tls). Configurations are rustls's own
 //! ([`ClientConfig`] / [`ServerConfig`] in an `Arc`); [`client_config_from_pem`],
 //! [`client_config`] and [`server_config_from_pem`] build them from PEM files or a
 //! root store.
@@ -244,7 +244,7 @@ enum State {
 /// presents a TLS transport to an application protocol. See the module docs for its
 /// state machine and flow control.
 ///
-/// Made by the connection functions when `ssl` is set, and by [`EventLoop::start_tls`];
+/// Made by the connection functions when `ssl` is set, and by [`EventLoop::start_tls`](crate::EventLoop::start_tls);
 /// it is public so that a custom transport can carry TLS: install it as the transport's
 /// [`Protocol`], and await [`SSLProtocol::handshake`].
 pub struct SSLProtocol {
@@ -269,6 +269,9 @@ pub struct SSLProtocol {
     eof_delivered: Cell<bool>,
     /// The socket reported EOF while the app had paused reading.
     socket_eof: Cell<bool>,
+    /// Call the app's `connection_made` after the handshake (false for `start_tls`,
+    /// whose app protocol is connected already).
+    call_connection_made: Cell<bool>,
     /// The error that ended the connection, for the app's `connection_lost`.
     error: RefCell<Option<Error>>,
     /// Writes after the connection was lost (asyncio's `_conn_lost`).
@@ -322,6 +325,7 @@ impl SSLProtocol {
             pending: RefCell::new(Vec::new()),
             eof_delivered: Cell::new(false),
             socket_eof: Cell::new(false),
+            call_connection_made: Cell::new(true),
             error: RefCell::new(None),
             conn_lost: Cell::new(0),
         }))
@@ -440,7 +444,7 @@ impl SSLProtocol {
         self.cancel_timer();
         self.state.set(State::Wrapped);
         self.app_connected.set(true);
-        let app = self.app();
+        let app = self.app().filter(|_| self.call_connection_made.get());
         let t: Rc<dyn Transport> = self.app_transport.clone();
         match app {
             Some(AnyProtocol::Stream(p)) => p.connection_made(t),
@@ -1103,3 +1107,57 @@ impl BaseProtocol for Refuse {
 }
 
 impl Protocol for Refuse {}
+
+// ----- start_tls ---------------------------------------------------------------------------
+
+impl EventLoop {
+    /// Upgrade a live connection to TLS (asyncio's `loop.start_tls()`, for STARTTLS).
+    ///
+    /// `transport`'s protocol is replaced by an [`SSLProtocol`] over `protocol` (reading
+    /// is paused around the switch), the handshake runs as `ssl` says (client with a
+    /// server name, or server), and the TLS transport is returned once it is done.
+    /// `protocol` gets no second `connection_made`: it keeps being the connection's
+    /// protocol and should use the returned transport from now on. Data the old
+    /// protocol had not read yet is not seen by TLS (asyncio's rule: the peer starts its
+    /// handshake only after both sides agreed to). On failure (or if the future is
+    /// dropped) `transport` is closed. The transport must support
+    /// [`BaseTransport::set_protocol`] (the crate's socket transports do).
+    pub async fn start_tls(
+        &self,
+        transport: Rc<dyn Transport>,
+        protocol: AnyProtocol,
+        ssl: TlsConfig,
+        timeouts: TlsTimeouts,
+    ) -> Result<Rc<dyn Transport>> {
+        self.inner.check_closed()?;
+        let waiter = self.create_future::<()>();
+        let proto = SSLProtocol::new(self, protocol, ssl, timeouts, Some(waiter.clone()))?;
+        proto.call_connection_made.set(false);
+        // The app protocol is connected already: it hears of the connection's loss,
+        // even during the handshake.
+        proto.app_connected.set(true);
+        transport.pause_reading();
+        if let Err(e) = transport.set_protocol(AnyProtocol::Stream(proto.clone())) {
+            transport.resume_reading();
+            return Err(e);
+        }
+        let mut guard = HandshakeGuard(Some(transport.clone()));
+        let (p, t) = (proto.clone(), transport.clone());
+        let made = self.call_soon(move || p.connection_made(t))?;
+        let t = transport.clone();
+        let resume = self.call_soon(move || t.resume_reading())?;
+        match waiter.await {
+            Ok(()) => {
+                guard.0 = None;
+                Ok(proto.app_transport())
+            }
+            Err(e) => {
+                made.cancel();
+                resume.cancel();
+                guard.0 = None;
+                transport.close();
+                Err(e)
+            }
+        }
+    }
+}

@@ -73,6 +73,16 @@ pub trait BaseTransport {
     /// Optional information (asyncio's `get_extra_info(name)`): `"peername"`,
     /// `"sockname"` and `"socket"` for socket transports; `None` for unknown names.
     fn get_extra_info(&self, name: &str) -> Option<ExtraInfo>;
+
+    /// Replace the protocol (asyncio's `set_protocol()`): every callback from now on
+    /// goes to `protocol`, which gets no `connection_made` (it is for layering, e.g.
+    /// [`EventLoop::start_tls`](crate::EventLoop)). Pause reading around the switch so
+    /// that no read in progress still reaches the old protocol. The default errors with
+    /// a `RuntimeError`: not every transport can; the socket transports can.
+    fn set_protocol(&self, protocol: crate::server::AnyProtocol) -> Result<()> {
+        let _ = protocol;
+        Err(Error::runtime("this transport cannot change its protocol"))
+    }
 }
 
 /// The read side (asyncio's `ReadTransport`).

@@ -784,3 +784,108 @@ fn pem_files_make_configurations_and_serve_over_unix_sockets() {
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ----- start_tls ---------------------------------------------------------------------
+
+#[test]
+fn streams_start_tls_upgrades_mid_stream_on_both_sides() {
+    use asyncio::sslproto::{TlsConfig, TlsTimeouts};
+    let pki = pki();
+    let scfg = pki.server.clone();
+    run(async move {
+        let server = asyncio::start_server(
+            move |mut r, mut w| {
+                let scfg = scfg.clone();
+                async move {
+                    // Plain text first, as SMTP's STARTTLS.
+                    assert_eq!(r.readline().await?, b"STARTTLS\n");
+                    w.write(b"220 go ahead\n")?;
+                    w.start_tls(TlsConfig::Server(scfg), TlsTimeouts::default())
+                        .await?;
+                    assert!(matches!(
+                        w.get_extra_info("cipher"),
+                        Some(ExtraInfo::Text(_))
+                    ));
+                    let line = r.readline().await?;
+                    w.write(b"secure: ")?;
+                    w.write(&line)?;
+                    w.drain().await?;
+                    w.close();
+                    w.wait_closed().await
+                }
+            },
+            Some("127.0.0.1"),
+            0,
+        )
+        .await
+        .unwrap();
+        let (mut r, mut w) = asyncio::open_connection("127.0.0.1", port_of(&server))
+            .await
+            .unwrap();
+        assert_eq!(w.get_extra_info("peercert"), None);
+        w.write(b"STARTTLS\n").unwrap();
+        assert_eq!(r.readline().await.unwrap(), b"220 go ahead\n");
+        w.start_tls(
+            TlsConfig::Client {
+                config: pki.client.clone(),
+                server_hostname: "localhost".into(),
+            },
+            TlsTimeouts::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            w.get_extra_info("peercert"),
+            Some(ExtraInfo::Bytes(pki.leaf.der.as_ref().to_vec()))
+        );
+        assert!(!w.can_write_eof());
+        w.write(b"hello\n").unwrap();
+        assert_eq!(r.readline().await.unwrap(), b"secure: hello\n");
+        // The server's close sends close_notify: a clean EOF here.
+        assert!(r.read(10).await.unwrap().is_empty());
+        w.close();
+        w.wait_closed().await.unwrap();
+        server.close();
+    });
+}
+
+#[test]
+fn start_tls_failure_closes_the_connection_and_reports_the_error() {
+    use asyncio::sslproto::{TlsConfig, TlsTimeouts};
+    let pki = pki();
+    run(async move {
+        // The server never upgrades: it answers the ClientHello with plain text.
+        let server = asyncio::start_server(
+            |mut r, w| async move {
+                let _ = r.read(100).await?;
+                w.write(b"500 what?\r\n\r\n")?;
+                w.drain().await?;
+                let _ = r.read(100).await;
+                w.close();
+                w.wait_closed().await
+            },
+            Some("127.0.0.1"),
+            0,
+        )
+        .await
+        .unwrap();
+        let (mut r, mut w) = asyncio::open_connection("127.0.0.1", port_of(&server))
+            .await
+            .unwrap();
+        let e = w
+            .start_tls(
+                TlsConfig::Client {
+                    config: pki.client.clone(),
+                    server_hostname: "localhost".into(),
+                },
+                TlsTimeouts::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::SSL(_)), "{e:?}");
+        assert!(w.is_closing());
+        // The reader hears of it too.
+        assert!(r.read(10).await.is_err());
+        server.close();
+    });
+}

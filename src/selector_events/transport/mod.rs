@@ -497,6 +497,16 @@ impl<S: StreamSocket> BaseTransport for SocketTransport<S> {
             _ => None,
         }
     }
+
+    fn set_protocol(&self, protocol: AnyProtocol) -> Result<()> {
+        match self.protocol.take() {
+            Some(_) => {
+                self.protocol.set(Some(protocol));
+                Ok(())
+            }
+            None => Err(Error::runtime("the connection is lost")),
+        }
+    }
 }
 
 impl<S: StreamSocket> ReadTransport for SocketTransport<S> {
