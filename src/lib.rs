@@ -98,6 +98,7 @@
 //! | [`server`] | `base_events.py` (`Server`, `create_connection`, `create_server`) | [`Server`], [`ConnectOptions`], [`ServerOptions`] |
 //! | [`unix_events`] | `unix_events.py` | `create_unix_connection`, `create_unix_server`, [`EventLoop::add_signal_handler`], [`wait_for_signal`], [`signal`] numbers |
 //! | [`streams`] | `streams.py` | [`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`], [`StreamReaderProtocol`] |
+//! | `sslproto` (feature `tls`) | `sslproto.py` | `SSLProtocol`, `SSLTransport`, `TlsConfig`, rustls configurations from PEM files, `EventLoop::start_tls` |
 //! | [`exceptions`] | `exceptions.py` | [`Error`], one variant per asyncio exception |
 //!
 //! ## Where Rust departs from asyncio
@@ -148,7 +149,12 @@
 //! | `put_nowait` raises `QueueFull` / `QueueShutDown` | returns [`PutNowaitError`]`::{Full, ShutDown}` holding the item (`put` returns [`PutError`]); both convert into [`Error::QueueFull`] / [`Error::QueueShutDown`] | the item was moved into the call: an error without it would drop it |
 //! | `Queue(maxsize)`, any `maxsize <= 0` is unbounded | `maxsize: usize`, `0` is unbounded | no negative sizes |
 //! | `PriorityQueue`, `LifoQueue` subclass `Queue` and override `_put` / `_get` | one [`GenericQueue`] over a [`queues::Storage`]; [`Queue`], [`LifoQueue`], [`PriorityQueue`] are type aliases | generics instead of subclasses |
-//! | TLS (`ssl=`, `start_tls`) | not provided | the crate has no TLS dependency |
+//! | `ssl=SSLContext` on `create_connection` / `create_server` / `open_connection` / `start_server` | `ssl: Some(Arc<ClientConfig>)` / `Some(Arc<ServerConfig>)` (rustls's) in [`ConnectOptions`] / [`ServerOptions`], feature `tls`; `sslproto::client_config_from_pem` and `sslproto::server_config_from_pem` build them from PEM files | rustls is Rust's TLS; ring builds with a C compiler alone. The default build has no TLS dependency |
+//! | `start_tls(transport, protocol, sslcontext, server_side=, server_hostname=)` | `EventLoop::start_tls(transport, protocol, TlsConfig, TlsTimeouts)`; `StreamWriter::start_tls` | the side and the server name travel with the configuration (`sslproto::TlsConfig`) |
+//! | `ssl.SSLCertVerificationError`, `ssl.SSLError` | [`Error::SSLCertVerification`], [`Error::SSL`], with rustls's message | |
+//! | `get_extra_info('peercert')` is a decoded dict; `'ssl_object'`, `'sslcontext'` | `"peercert"` is the DER certificate ([`ExtraInfo::Bytes`]); `"cipher"`, and the Rust-only `"ssl_version"` and `"alpn_protocol"`, stand in for `ssl_object`'s methods | rustls does not decode certificates and has no `SSLObject` |
+//! | a TLS transport's own water marks and write backlog (`FLUSHING` waits for it) | writes are encrypted at once; the app's `pause_writing` follows the socket transport's marks | one buffer, not two: nothing waits unencrypted |
+//! | `SSLTransport.write_eof()` raises `NotImplementedError` | returns [`Error::Runtime`] (`NotImplementedError` is a `RuntimeError`) | |
 //! | `loop.add_signal_handler(sig, cb)` and a future set from it | also [`wait_for_signal`]`(&[SIGINT, SIGTERM]).await`, which takes those signals (instead of their handlers) while it waits | the common "run until SIGTERM" in one line |
 //! | `remove_signal_handler` / `close()` restore `SIG_DFL` | the default action is emulated by a signal-hook action that runs it while no loop listens; SIGPIPE goes back to ignored | safe code cannot call `sigaction`, and Rust ignores SIGPIPE |
 //! | `asyncio.run` takes over SIGINT when its handler is Python's default | [`run`] takes it over when called on the main thread; Ctrl-C returns [`Error::KeyboardInterrupt`] after the main task was cancelled, a second Ctrl-C kills the process by SIGINT | the disposition cannot be read safely; Rust has no `KeyboardInterrupt` to raise |
@@ -159,7 +165,6 @@
 //! Checked against the code (chapter 10 of the [`book`] has the same list with the
 //! reasons):
 //!
-//! - TLS (`ssl=`, `start_tls`);
 //! - datagrams (`create_datagram_endpoint`, `DatagramProtocol`, `sock_recvfrom`,
 //!   `sock_sendto`);
 //! - subprocesses (`create_subprocess_exec`, `subprocess_exec`) and pipes
@@ -289,4 +294,7 @@ pub mod book {
     pub mod ch11_performance {}
     #[doc = include_str!("../docs/12-unix-events.md")]
     pub mod ch12_unix_events {}
+    #[cfg(feature = "tls")]
+    #[doc = include_str!("../docs/16-tls.md")]
+    pub mod ch16_tls {}
 }
