@@ -656,7 +656,8 @@ impl SSLProtocol {
     }
 
     fn app_write(&self, bufs: &[&[u8]]) -> Result<()> {
-        if self.state.get() != State::Wrapped || self.closing.get() {
+        // During a start_tls handshake rustls keeps the plaintext until it can send it.
+        if !matches!(self.state.get(), State::Wrapped | State::DoHandshake) || self.closing.get() {
             let n = self.conn_lost.get() + 1;
             self.conn_lost.set(n);
             if n >= LOG_THRESHOLD_FOR_CONNLOST_WRITES {

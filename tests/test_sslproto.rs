@@ -498,8 +498,17 @@ fn abort_closes_without_close_notify() {
         until(|| client.lost.borrow().is_some()).await;
         assert_eq!(*client.lost.borrow(), Some(None));
     });
-    // rustls reports a close without close_notify as a truncation.
-    assert_eq!(peer.join().unwrap(), Err(std::io::ErrorKind::UnexpectedEof));
+    // rustls reports a close without close_notify as a truncation (or the kernel
+    // resets the connection, when the session tickets we never read were pending):
+    // never the clean end of the close_notify test above.
+    let r = peer.join().unwrap();
+    assert!(
+        matches!(
+            r,
+            Err(std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset)
+        ),
+        "{r:?}"
+    );
 }
 
 // ----- failures ------------------------------------------------------------------------
