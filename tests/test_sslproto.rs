@@ -134,6 +134,8 @@ struct Rec {
     made: Cell<u32>,
     eof: Cell<u32>,
     lost: RefCell<Option<Option<String>>>,
+    pauses: Cell<u32>,
+    resumes: Cell<u32>,
 }
 
 impl BaseProtocol for Rec {
@@ -144,6 +146,12 @@ impl BaseProtocol for Rec {
     fn connection_lost(&self, exc: Option<Error>) {
         *self.lost.borrow_mut() = Some(exc.map(|e| e.to_string()));
         self.transport.borrow_mut().take();
+    }
+    fn pause_writing(&self) {
+        self.pauses.set(self.pauses.get() + 1);
+    }
+    fn resume_writing(&self) {
+        self.resumes.set(self.resumes.get() + 1);
     }
 }
 
@@ -357,7 +365,7 @@ fn streams_large_transfer_both_ways_under_flow_control() {
 }
 
 #[test]
-fn pause_reading_stops_delivery_until_resumed() {
+fn pause_reading_stops_delivery_and_the_writer_is_paused_until_resumed() {
     let pki = pki();
     run(async move {
         let lp = asyncio::get_running_loop().unwrap();
@@ -385,11 +393,13 @@ fn pause_reading_stops_delivery_until_resumed() {
             for _ in 0..5 {
                 asyncio::yield_now().await;
             }
-            if t.get_write_buffer_size() > 0 {
+            if client.pauses.get() > 0 {
                 break;
             }
         }
-        assert!(t.get_write_buffer_size() > 0, "the socket never filled up");
+        // The app's pause_writing reflects the socket transport's backlog of records.
+        assert_eq!(client.pauses.get(), 1, "the socket never filled up");
+        assert!(t.get_write_buffer_size() > t.get_write_buffer_limits().1);
         let before = seen.borrow()[0].data.borrow().len();
         for _ in 0..20 {
             asyncio::yield_now().await;
@@ -399,6 +409,7 @@ fn pause_reading_stops_delivery_until_resumed() {
         st.resume_reading();
         assert!(st.is_reading());
         until(|| seen.borrow()[0].data.borrow().len() == sent).await;
+        assert_eq!(client.resumes.get(), 1);
         assert!(client.lost.borrow().is_none());
         t.close();
         server.close();
