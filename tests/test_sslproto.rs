@@ -909,3 +909,77 @@ fn start_tls_failure_closes_the_connection_and_reports_the_error() {
         server.close();
     });
 }
+
+#[test]
+fn a_silent_client_is_dropped_by_the_server_handshake_timeout() {
+    let pki = pki();
+    let (lp, _clock) = EventLoop::with_test_clock().unwrap();
+    let (lost, alive_before_deadline, served) = lp
+        .run_until_complete(async move {
+            let lp = asyncio::get_running_loop().unwrap();
+            let opts = ServerOptions {
+                ssl_handshake_timeout: Some(Duration::from_secs(7)),
+                ..tls_server(&pki.server)
+            };
+            let seen: Rc<RefCell<Vec<Rc<Rec>>>> = Rc::default();
+            let s = seen.clone();
+            let server = lp
+                .create_server(
+                    move || {
+                        let p = Rc::new(Rec::default());
+                        s.borrow_mut().push(p.clone());
+                        RecHandle(p)
+                    },
+                    Some("127.0.0.1"),
+                    0,
+                    opts,
+                )
+                .await
+                .unwrap();
+            // A plain client that never says anything.
+            let (_t, client) = lp
+                .create_connection(
+                    Rec::default,
+                    "127.0.0.1",
+                    port_of(&server),
+                    ConnectOptions::default(),
+                )
+                .await
+                .unwrap();
+            // Just before the deadline the connection is still up.
+            let alive = Rc::new(Cell::new(false));
+            let (a, c) = (alive.clone(), client.clone());
+            lp.call_later(Duration::from_secs(6), move || {
+                a.set(c.lost.borrow().is_none())
+            })
+            .unwrap();
+            while client.lost.borrow().is_none() {
+                asyncio::sleep(Duration::from_millis(100)).await;
+            }
+            server.close();
+            let served = seen.borrow()[0].made.get();
+            let lost = client.lost.borrow().clone();
+            (lost, alive.get(), served)
+        })
+        .unwrap();
+    // The server closed the connection once the handshake timed out; the app protocol
+    // was never told of it.
+    assert_eq!(lost, Some(None));
+    assert!(alive_before_deadline);
+    assert_eq!(served, 0);
+    lp.close().unwrap();
+}
+
+/// `Rc<Rec>` as a protocol value (the server factory returns protocols by value).
+struct RecHandle(Rc<Rec>);
+
+impl BaseProtocol for RecHandle {
+    fn connection_made(&self, t: Rc<dyn Transport>) {
+        self.0.connection_made(t)
+    }
+    fn connection_lost(&self, exc: Option<Error>) {
+        self.0.connection_lost(exc)
+    }
+}
+
+impl Protocol for RecHandle {}
