@@ -61,20 +61,20 @@
 //! (the peer's end-entity certificate as DER bytes: `getpeercert(binary_form=True)`),
 //! `"cipher"` (the suite's name, e.g. `TLS13_AES_256_GCM_SHA384`), `"ssl_version"` (e.g.
 //! `TLSv1_3`) and `"alpn_protocol"` (bytes); anything else is the socket transport's.
+//!
+//! # Files
+//!
+//! This file holds the protocol; `config.rs` the rustls configurations and PEM
+//! helpers, `transport.rs` the TLS transport the application sees, `glue.rs` what the
+//! connection functions and [`EventLoop::start_tls`](crate::EventLoop::start_tls) call.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::path::Path;
 use std::rc::{Rc, Weak};
-use std::sync::Arc;
 use std::time::Duration;
 
-pub use rustls::{ClientConfig, RootCertStore, ServerConfig};
-pub use rustls_pki_types as pki_types;
-
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 
 use crate::base_events::EventLoop;
 use crate::events::TimerHandle;
@@ -82,7 +82,22 @@ use crate::exceptions::{Error, Result};
 use crate::futures::Future;
 use crate::protocols::{BaseProtocol, Protocol};
 use crate::server::AnyProtocol;
-use crate::transports::{BaseTransport, ExtraInfo, ReadTransport, Transport, WriteTransport};
+use crate::transports::Transport;
+
+mod config;
+mod glue;
+mod transport;
+
+pub use config::{
+    client_config, client_config_from_pem, load_certs, load_private_key, root_store_from_pem,
+    server_config, server_config_from_pem, TlsConfig, TlsTimeouts,
+};
+pub(crate) use glue::{check_connect_options, start_client, wrap_server_factory};
+pub use rustls::{ClientConfig, RootCertStore, ServerConfig};
+pub use rustls_pki_types as pki_types;
+pub use transport::SSLTransport;
+
+use config::tls_error;
 
 /// asyncio's `SSL_HANDSHAKE_TIMEOUT`: 60 seconds.
 pub const SSL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -92,136 +107,6 @@ pub const SSL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
 /// The most plaintext handed to a [`Protocol`] app per `data_received` (one TLS record).
 const READ_CHUNK: usize = 16 * 1024;
-
-// ----- configuration ---------------------------------------------------------------
-
-/// The ring provider: it builds with a C compiler alone (aws-lc-rs needs cmake). rustls
-/// 0.23.48 deprecates it for lacking post-quantum key exchange; X25519 and the NIST
-/// curves remain.
-#[allow(deprecated)]
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn pem_error(what: &str, path: &Path, e: impl fmt::Display) -> Error {
-    Error::Io(io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("cannot load {what} from {}: {e}", path.display()),
-    ))
-}
-
-/// Every certificate in a PEM file (a chain: the end-entity certificate first).
-/// Errors if the file cannot be read or holds no certificate.
-pub fn load_certs(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>> {
-    let path = path.as_ref();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| pem_error("certificates", path, e))?
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| pem_error("certificates", path, e))?;
-    if certs.is_empty() {
-        return Err(pem_error(
-            "certificates",
-            path,
-            "no CERTIFICATE in the file",
-        ));
-    }
-    Ok(certs)
-}
-
-/// The first private key (PKCS#8, PKCS#1 or SEC1) in a PEM file.
-pub fn load_private_key(path: impl AsRef<Path>) -> Result<PrivateKeyDer<'static>> {
-    let path = path.as_ref();
-    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error("a private key", path, e))
-}
-
-/// A root store holding every certificate of a PEM CA bundle (asyncio's `cafile`).
-pub fn root_store_from_pem(cafile: impl AsRef<Path>) -> Result<RootCertStore> {
-    let mut roots = RootCertStore::empty();
-    let path = cafile.as_ref();
-    for c in load_certs(path)? {
-        roots
-            .add(c)
-            .map_err(|e| pem_error("a CA certificate", path, e))?;
-    }
-    Ok(roots)
-}
-
-/// A client configuration that verifies servers against `roots` (asyncio's
-/// `ssl.create_default_context()` with a given trust store): TLS 1.2 and 1.3, the ring
-/// provider, host names checked, no client certificate.
-pub fn client_config(roots: RootCertStore) -> Arc<ClientConfig> {
-    let cfg = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(cfg)
-}
-
-/// [`client_config`] trusting the CA certificates of a PEM bundle (asyncio's
-/// `create_default_context(cafile=...)`).
-pub fn client_config_from_pem(cafile: impl AsRef<Path>) -> Result<Arc<ClientConfig>> {
-    Ok(client_config(root_store_from_pem(cafile)?))
-}
-
-/// A server configuration from a PEM certificate chain and a PEM private key (asyncio's
-/// `context.load_cert_chain(certfile, keyfile)`): TLS 1.2 and 1.3, the ring provider,
-/// no client authentication. Errors if the files do not load or the key does not suit
-/// the certificate.
-pub fn server_config_from_pem(
-    certfile: impl AsRef<Path>,
-    keyfile: impl AsRef<Path>,
-) -> Result<Arc<ServerConfig>> {
-    server_config(load_certs(certfile)?, load_private_key(keyfile)?)
-}
-
-/// A server configuration from a certificate chain (end-entity first) and its private
-/// key, in DER: TLS 1.2 and 1.3, the ring provider, no client authentication.
-pub fn server_config(
-    certs: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-) -> Result<Arc<ServerConfig>> {
-    let cfg = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::SSL(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| Error::SSL(e.to_string()))?;
-    Ok(Arc::new(cfg))
-}
-
-/// Which side of the handshake, with its configuration (asyncio's `sslcontext` plus
-/// `server_side` and `server_hostname`).
-#[derive(Debug, Clone)]
-pub enum TlsConfig {
-    /// The client side: verify the server as `server_hostname`.
-    Client {
-        /// The rustls configuration.
-        config: Arc<ClientConfig>,
-        /// The name the server's certificate must carry (a DNS name or an IP address).
-        server_hostname: String,
-    },
-    /// The server side.
-    Server(Arc<ServerConfig>),
-}
-
-/// The two timeouts of a TLS connection (asyncio's `ssl_handshake_timeout` and
-/// `ssl_shutdown_timeout`; `None` means asyncio's default, 60 s and 30 s).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TlsTimeouts {
-    /// How long the handshake may take before the connection is aborted.
-    pub handshake: Option<Duration>,
-    /// How long `close()` waits for the peer's `close_notify`.
-    pub shutdown: Option<Duration>,
-}
-
-/// Map a rustls error to asyncio's exception.
-fn tls_error(e: rustls::Error) -> Error {
-    match e {
-        rustls::Error::InvalidCertificate(_) => Error::SSLCertVerification(e.to_string()),
-        other => Error::SSL(other.to_string()),
-    }
-}
 
 fn lost_during_handshake() -> Error {
     Error::Io(io::Error::new(
@@ -793,372 +678,5 @@ impl fmt::Debug for SSLProtocol {
         f.debug_struct("SSLProtocol")
             .field("state", &self.state.get())
             .finish()
-    }
-}
-
-// ----- the transport the application sees -------------------------------------------
-
-/// asyncio's `_SSLProtocolTransport`: the TLS transport handed to the application
-/// protocol. Writes are encrypted and passed to the socket transport at once; see the
-/// module docs for close, flow control and `get_extra_info`.
-pub struct SSLTransport {
-    proto: Weak<SSLProtocol>,
-}
-
-impl fmt::Debug for SSLTransport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<asyncio.sslproto._SSLProtocolTransport>")
-    }
-}
-
-impl SSLTransport {
-    fn with<R>(&self, f: impl FnOnce(&SSLProtocol) -> R) -> Option<R> {
-        self.proto.upgrade().map(|p| f(&p))
-    }
-}
-
-impl BaseTransport for SSLTransport {
-    /// Send `close_notify` (after what was written), wait for the peer's (up to
-    /// `ssl_shutdown_timeout`), then close the socket; `connection_lost(None)` follows.
-    fn close(&self) {
-        self.with(|p| {
-            if !p.closing.replace(true) {
-                p.start_shutdown();
-            }
-        });
-    }
-
-    fn is_closing(&self) -> bool {
-        self.with(|p| {
-            p.closing.get()
-                || p.state.get() != State::Wrapped
-                || p.socket().is_none_or(|t| t.is_closing())
-        })
-        .unwrap_or(true)
-    }
-
-    fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
-        let p = self.proto.upgrade()?;
-        let c = p.conn.borrow();
-        match name {
-            "peercert" => c
-                .peer_certificates()
-                .and_then(|certs| certs.first())
-                .map(|der| ExtraInfo::Bytes(der.as_ref().to_vec())),
-            "cipher" => c.negotiated_cipher_suite().map(|s| {
-                ExtraInfo::Text(
-                    s.suite()
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| format!("{:?}", s.suite())),
-                )
-            }),
-            "ssl_version" => c.protocol_version().map(|v| {
-                ExtraInfo::Text(
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| format!("{v:?}")),
-                )
-            }),
-            "alpn_protocol" => c.alpn_protocol().map(|a| ExtraInfo::Bytes(a.to_vec())),
-            _ => {
-                drop(c);
-                p.socket()?.get_extra_info(name)
-            }
-        }
-    }
-}
-
-impl ReadTransport for SSLTransport {
-    fn is_reading(&self) -> bool {
-        self.with(|p| !p.app_paused.get() && !p.closing.get() && p.state.get() == State::Wrapped)
-            .unwrap_or(false)
-    }
-
-    /// Stop delivering data and stop reading the socket.
-    fn pause_reading(&self) {
-        self.with(|p| {
-            if !p.app_paused.replace(true) {
-                if let Some(t) = p.socket() {
-                    t.pause_reading();
-                }
-            }
-        });
-    }
-
-    /// Deliver what was decrypted meanwhile (soon, not inside this call), then read on.
-    fn resume_reading(&self) {
-        self.with(|p| {
-            if p.app_paused.replace(false) {
-                if let Some(t) = p.socket() {
-                    t.resume_reading();
-                }
-                let me = p.me.clone();
-                if let Some(lp) = p.lp.upgrade() {
-                    lp.call_soon_internal(move || {
-                        if let Some(p) = me.upgrade() {
-                            p.do_read();
-                        }
-                    });
-                }
-            }
-        });
-    }
-}
-
-impl WriteTransport for SSLTransport {
-    fn write(&self, data: &[u8]) -> Result<()> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        self.with(|p| p.app_write(&[data])).unwrap_or(Ok(()))
-    }
-
-    fn writelines(&self, bufs: &[&[u8]]) -> Result<()> {
-        self.with(|p| p.app_write(bufs)).unwrap_or(Ok(()))
-    }
-
-    /// Always errors: TLS has no half-close (asyncio's `NotImplementedError`).
-    fn write_eof(&self) -> Result<()> {
-        Err(Error::runtime("SSL doesn't support half-closes"))
-    }
-
-    /// Always false.
-    fn can_write_eof(&self) -> bool {
-        false
-    }
-
-    /// Close the socket at once, without `close_notify`; `connection_lost(None)` follows.
-    fn abort(&self) {
-        self.with(|p| {
-            p.closing.set(true);
-            if let Some(t) = p.socket() {
-                t.abort();
-            }
-        });
-    }
-
-    fn get_write_buffer_size(&self) -> usize {
-        self.with(|p| p.socket().map_or(0, |t| t.get_write_buffer_size()))
-            .unwrap_or(0)
-    }
-
-    fn get_write_buffer_limits(&self) -> (usize, usize) {
-        self.with(|p| p.socket().map(|t| t.get_write_buffer_limits()))
-            .flatten()
-            .unwrap_or((
-                crate::transports::DEFAULT_LOW_WATER,
-                crate::transports::DEFAULT_HIGH_WATER,
-            ))
-    }
-
-    fn set_write_buffer_limits(&self, high: Option<usize>, low: Option<usize>) -> Result<()> {
-        match self.with(|p| p.socket()).flatten() {
-            Some(t) => t.set_write_buffer_limits(high, low),
-            None => crate::transports::resolve_write_buffer_limits(high, low).map(|_| ()),
-        }
-    }
-}
-
-impl Transport for SSLTransport {}
-
-// ----- glue for the connection functions ------------------------------------------------
-
-/// asyncio's checks of the TLS keyword arguments of `create_connection`: the timeouts
-/// and `server_hostname` only with `ssl`, and a host name to verify (`host`, or
-/// `server_hostname`, which a Unix socket (`host` = `None`) needs).
-pub(crate) fn check_connect_options(
-    opts: &crate::server::ConnectOptions,
-    host: Option<&str>,
-) -> Result<()> {
-    if opts.ssl.is_none() {
-        if opts.server_hostname.is_some() {
-            return Err(Error::value("server_hostname is only meaningful with ssl"));
-        }
-        if opts.ssl_handshake_timeout.is_some() {
-            return Err(Error::value(
-                "ssl_handshake_timeout is only meaningful with ssl",
-            ));
-        }
-        if opts.ssl_shutdown_timeout.is_some() {
-            return Err(Error::value(
-                "ssl_shutdown_timeout is only meaningful with ssl",
-            ));
-        }
-        return Ok(());
-    }
-    if opts.server_hostname.is_none() && host.is_none_or(str::is_empty) {
-        return Err(Error::value(
-            "You must set server_hostname when using ssl without a host",
-        ));
-    }
-    Ok(())
-}
-
-/// Closes the socket transport if the connecting future is dropped mid-handshake.
-struct HandshakeGuard(Option<Rc<dyn Transport>>);
-
-impl Drop for HandshakeGuard {
-    fn drop(&mut self) {
-        if let Some(t) = self.0.take() {
-            t.abort();
-        }
-    }
-}
-
-/// Start a socket transport with an [`SSLProtocol`] over `app`, and return the TLS
-/// transport once the handshake is done and `app.connection_made` ran.
-pub(crate) async fn start_client<S: crate::selector_events::transport::StreamSocket>(
-    lp: &EventLoop,
-    sock: S,
-    app: AnyProtocol,
-    opts: &crate::server::ConnectOptions,
-    host: &str,
-) -> Result<Rc<dyn Transport>> {
-    let config = opts.ssl.clone().expect("checked by the caller");
-    let server_hostname = opts
-        .server_hostname
-        .clone()
-        .unwrap_or_else(|| host.to_string());
-    let timeouts = TlsTimeouts {
-        handshake: opts.ssl_handshake_timeout,
-        shutdown: opts.ssl_shutdown_timeout,
-    };
-    let waiter = lp.create_future::<()>();
-    let proto = SSLProtocol::new(
-        lp,
-        app,
-        TlsConfig::Client {
-            config,
-            server_hostname,
-        },
-        timeouts,
-        Some(waiter.clone()),
-    )?;
-    let t = crate::server::start_transport(lp, sock, AnyProtocol::Stream(proto.clone())).await?;
-    let mut guard = HandshakeGuard(Some(t));
-    waiter.await?;
-    guard.0 = None;
-    Ok(proto.app_transport())
-}
-
-/// asyncio's check for `create_server`: the timeouts only with `ssl`.
-fn check_server_options(opts: &crate::server::ServerOptions) -> Result<()> {
-    if opts.ssl.is_none() {
-        if opts.ssl_handshake_timeout.is_some() {
-            return Err(Error::value(
-                "ssl_handshake_timeout is only meaningful with ssl",
-            ));
-        }
-        if opts.ssl_shutdown_timeout.is_some() {
-            return Err(Error::value(
-                "ssl_shutdown_timeout is only meaningful with ssl",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The protocol factory of a server: with `ssl`, each accepted connection's protocol
-/// is wrapped in a server-side [`SSLProtocol`]; a connection whose handshake fails is
-/// closed (and logged at debug level), the server serves on.
-pub(crate) fn wrap_server_factory(
-    lp: &EventLoop,
-    factory: Rc<dyn Fn() -> AnyProtocol>,
-    opts: &crate::server::ServerOptions,
-) -> Result<impl Fn() -> AnyProtocol + 'static> {
-    check_server_options(opts)?;
-    let tls = opts.ssl.clone().map(|config| {
-        (
-            config,
-            TlsTimeouts {
-                handshake: opts.ssl_handshake_timeout,
-                shutdown: opts.ssl_shutdown_timeout,
-            },
-        )
-    });
-    let lp = lp.clone();
-    Ok(move || {
-        let app = factory();
-        match &tls {
-            None => app,
-            Some((config, timeouts)) => {
-                match SSLProtocol::new(&lp, app, TlsConfig::Server(config.clone()), *timeouts, None)
-                {
-                    Ok(p) => AnyProtocol::Stream(p),
-                    Err(e) => {
-                        // rustls refuses a server configuration only if it is unusable;
-                        // the connection is then closed at once.
-                        log::error!("cannot start TLS on an accepted connection: {e}");
-                        AnyProtocol::Stream(Rc::new(Refuse))
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// A protocol that closes its connection at once.
-struct Refuse;
-
-impl BaseProtocol for Refuse {
-    fn connection_made(&self, transport: Rc<dyn Transport>) {
-        transport.abort();
-    }
-}
-
-impl Protocol for Refuse {}
-
-// ----- start_tls ---------------------------------------------------------------------------
-
-impl EventLoop {
-    /// Upgrade a live connection to TLS (asyncio's `loop.start_tls()`, for STARTTLS).
-    ///
-    /// `transport`'s protocol is replaced by an [`SSLProtocol`] over `protocol` (reading
-    /// is paused around the switch), the handshake runs as `ssl` says (client with a
-    /// server name, or server), and the TLS transport is returned once it is done.
-    /// `protocol` gets no second `connection_made`: it keeps being the connection's
-    /// protocol and should use the returned transport from now on. Data the old
-    /// protocol had not read yet is not seen by TLS (asyncio's rule: the peer starts its
-    /// handshake only after both sides agreed to). On failure (or if the future is
-    /// dropped) `transport` is closed. The transport must support
-    /// [`BaseTransport::set_protocol`] (the crate's socket transports do).
-    pub async fn start_tls(
-        &self,
-        transport: Rc<dyn Transport>,
-        protocol: AnyProtocol,
-        ssl: TlsConfig,
-        timeouts: TlsTimeouts,
-    ) -> Result<Rc<dyn Transport>> {
-        self.inner.check_closed()?;
-        let waiter = self.create_future::<()>();
-        let proto = SSLProtocol::new(self, protocol, ssl, timeouts, Some(waiter.clone()))?;
-        proto.call_connection_made.set(false);
-        // The app protocol is connected already: it hears of the connection's loss,
-        // even during the handshake.
-        proto.app_connected.set(true);
-        transport.pause_reading();
-        if let Err(e) = transport.set_protocol(AnyProtocol::Stream(proto.clone())) {
-            transport.resume_reading();
-            return Err(e);
-        }
-        let mut guard = HandshakeGuard(Some(transport.clone()));
-        let (p, t) = (proto.clone(), transport.clone());
-        let made = self.call_soon(move || p.connection_made(t))?;
-        let t = transport.clone();
-        let resume = self.call_soon(move || t.resume_reading())?;
-        match waiter.await {
-            Ok(()) => {
-                guard.0 = None;
-                Ok(proto.app_transport())
-            }
-            Err(e) => {
-                made.cancel();
-                resume.cancel();
-                guard.0 = None;
-                transport.close();
-                Err(e)
-            }
-        }
     }
 }
