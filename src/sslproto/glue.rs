@@ -168,7 +168,7 @@ impl EventLoop {
     /// protocol had not read yet is not seen by TLS (asyncio's rule: the peer starts its
     /// handshake only after both sides agreed to). On failure (or if the future is
     /// dropped) `transport` is closed. The transport must support
-    /// [`BaseTransport::set_protocol`] (the crate's socket transports do).
+    /// [`BaseTransport::set_protocol`](crate::BaseTransport::set_protocol) (the crate's socket transports do).
     pub async fn start_tls(
         &self,
         transport: Rc<dyn Transport>,
