@@ -953,7 +953,11 @@ fn a_silent_client_is_dropped_by_the_server_handshake_timeout() {
                 a.set(c.lost.borrow().is_none())
             })
             .unwrap();
-            while client.lost.borrow().is_none() {
+            // Bounded: 100 s of virtual time at most.
+            for _ in 0..1000 {
+                if client.lost.borrow().is_some() {
+                    break;
+                }
                 asyncio::sleep(Duration::from_millis(100)).await;
             }
             server.close();
@@ -983,3 +987,46 @@ impl BaseProtocol for RecHandle {
 }
 
 impl Protocol for RecHandle {}
+
+#[test]
+fn close_gives_up_on_a_silent_peer_after_the_shutdown_timeout() {
+    let pki = pki();
+    let (lp, _clock) = EventLoop::with_test_clock().unwrap();
+    let (client_lost, server_lost) = lp
+        .run_until_complete(async move {
+            let lp = asyncio::get_running_loop().unwrap();
+            let (server, seen) = rec_server(&pki.server, false).await;
+            let opts = ConnectOptions {
+                ssl_shutdown_timeout: Some(Duration::from_secs(3)),
+                ..tls_client(&pki.client)
+            };
+            let (t, client) = lp
+                .create_connection(Rec::default, "127.0.0.1", port_of(&server), opts)
+                .await
+                .unwrap();
+            while seen.borrow().first().is_none_or(|p| p.made.get() == 0) {
+                asyncio::yield_now().await;
+            }
+            // The server stops reading: our close_notify gets no answer.
+            let srv = seen.borrow()[0].clone();
+            srv.transport.borrow().clone().unwrap().pause_reading();
+            t.close();
+            // Bounded: 100 s of virtual time at most.
+            for _ in 0..1000 {
+                if client.lost.borrow().is_some() {
+                    break;
+                }
+                asyncio::sleep(Duration::from_millis(100)).await;
+            }
+            let client_lost = client.lost.borrow().clone();
+            server.close();
+            let server_lost = srv.lost.borrow().clone();
+            (client_lost, server_lost)
+        })
+        .unwrap();
+    // The client aborted with asyncio's TimeoutError; the server, not reading, has not
+    // noticed yet.
+    assert_eq!(client_lost, Some(Some("TimeoutError".to_string())));
+    assert_eq!(server_lost, None);
+    lp.close().unwrap();
+}
