@@ -29,6 +29,9 @@
 //! stops it. The details are in `examples/common/serve.rs` and
 //! `examples/common/signals.rs`; the recipe is in docs/12-unix-events.md.
 //!
+//! With `--tls --cert FILE --key FILE` (PEM files; cargo feature `tls`) it serves TLS:
+//! the same streams, with `ssl` set in the server options (docs/16-tls.md).
+//!
 //! The benchmark runs it as `echo_server ADDR`, `echo_server --lend ADDR` and
 //! `echo_server --lines ADDR`.
 //! Read with it: docs/08-streams.md, docs/09-servers.md.
@@ -41,7 +44,7 @@ use std::process::ExitCode;
 use asyncio::{ServerOptions, StreamReader, StreamWriter};
 use common::cli;
 
-const USAGE: &str = "[--lines | --lend] [ADDR]
+const USAGE: &str = "[--lines | --lend] [--tls --cert FILE --key FILE] [ADDR]
 
 An echo server on asyncio streams: every byte a client sends is sent back.
 
@@ -49,6 +52,8 @@ An echo server on asyncio streams: every byte a client sends is sent back.
                picks a free port)
   --lines      echo line by line (readline) instead of by chunks (read(65536))
   --lend       echo by chunks with read_with(65536): no copy out of the reader
+  --tls        serve TLS (needs the cargo feature tls) with the PEM certificate
+               chain of --cert FILE and the PEM private key of --key FILE
   -h, --help   show this help
 
 Prints 'listening on ADDR' once it listens. End of input on stdin (Ctrl-D) shuts it
@@ -118,17 +123,27 @@ enum Mode {
     Lines,
 }
 
-async fn serve(addr: SocketAddr, mode: Mode) -> asyncio::Result<()> {
+/// The TLS certificate chain and key files of `--tls`.
+type TlsFiles = Option<(String, String)>;
+
+async fn serve(addr: SocketAddr, mode: Mode, tls: TlsFiles) -> asyncio::Result<()> {
     let limit = if mode == Mode::Lines {
         LINE_LIMIT
     } else {
         asyncio::streams::DEFAULT_LIMIT
     };
     // The backlog (connections accepted per readiness event) of the benchmark's peers.
-    let opts = ServerOptions {
+    #[allow(unused_mut)]
+    let mut opts = ServerOptions {
         backlog: 1024,
         ..ServerOptions::default()
     };
+    #[cfg(feature = "tls")]
+    if let Some((cert, key)) = &tls {
+        opts.ssl = Some(asyncio::sslproto::server_config_from_pem(cert, key)?);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
     let server = asyncio::start_server_with(
         move |reader, writer| client(reader, writer, mode),
         Some(&addr.ip().to_string()),
@@ -142,9 +157,25 @@ async fn serve(addr: SocketAddr, mode: Mode) -> asyncio::Result<()> {
 
 fn main() -> ExitCode {
     common::init_logging();
-    let args = match cli::args_or_exit(USAGE, &["--lines", "--lend"]) {
-        Ok(args) => args,
-        Err(code) => return code,
+    let mut args =
+        match cli::args_or_exit(USAGE, &["--lines", "--lend", "--tls", "--cert", "--key"]) {
+            Ok(args) => args,
+            Err(code) => return code,
+        };
+    let (cert, key) = match (
+        cli::take_option_value(&mut args, "--cert"),
+        cli::take_option_value(&mut args, "--key"),
+    ) {
+        (Ok(c), Ok(k)) => (c, k),
+        (Err(e), _) | (_, Err(e)) => return cli::usage_error(e),
+    };
+    let tls = match (args.has("--tls"), cert, key) {
+        (false, None, None) => None,
+        (true, Some(c), Some(k)) if cfg!(feature = "tls") => Some((c, k)),
+        (true, Some(_), Some(_)) => {
+            return cli::usage_error("--tls needs the cargo feature tls (--features tls)")
+        }
+        _ => return cli::usage_error("--tls goes with --cert FILE and --key FILE"),
     };
     let addr = match cli::server_addr(&args) {
         Ok(a) => a,
@@ -156,5 +187,5 @@ fn main() -> ExitCode {
         (false, true) => Mode::Lent,
         (false, false) => Mode::Chunks,
     };
-    cli::finish(asyncio::run(serve(addr, mode)))
+    cli::finish(asyncio::run(serve(addr, mode, tls)))
 }

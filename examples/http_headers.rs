@@ -19,10 +19,17 @@
 //! ...
 //! ```
 //!
-//! Only `http://host[:port][/path]` URLs (port 80 and path `/` by default; the host
-//! may be a name, an IPv4 address or a bracketed IPv6 address); there is no TLS, so
-//! `https://` is refused. A bad URL, a refused connection, or no answer within 30 s:
-//! one line on stderr and exit status 1.
+//! `http://host[:port][/path]` URLs (port 80 and path `/` by default; the host may be
+//! a name, an IPv4 address or a bracketed IPv6 address), and `https://` ones (port 443)
+//! when built with the cargo feature `tls`, as the seed's `ssl=True`: the server is
+//! verified against the PEM CA bundle of `--cafile FILE` (a private CA), or else the
+//! system's bundle (`/etc/ssl/certs/ca-certificates.crt` and the like). A bad URL, a
+//! refused connection, a failed verification, or no answer within 30 s: one line on
+//! stderr and exit status 1.
+//!
+//! ```sh
+//! cargo run --features tls --example http_headers -- --cafile ca.pem https://localhost:8443/
+//! ```
 //!
 //! Read with it: docs/08-streams.md.
 
@@ -34,13 +41,24 @@ use std::time::Duration;
 use asyncio::Error;
 use common::cli;
 
-const USAGE: &str = "URL
+const USAGE: &str = "[--cafile FILE] URL
 
 Print the headers of an HTTP URL, as asyncio's streams documentation example does:
 send 'HEAD path HTTP/1.0' and print each header line as 'HTTP header> line'.
 
-  URL          http://host[:port][/path]  (port 80, path / by default; no https)
-  -h, --help   show this help";
+  URL            http://host[:port][/path]  (port 80, path / by default), or
+                 https://... (port 443; needs the cargo feature tls)
+  --cafile FILE  verify https servers against this PEM CA bundle (default: the
+                 system's bundle)
+  -h, --help     show this help";
+
+/// Where the system's CA bundle usually is (Debian, Fedora, Alpine/macOS).
+#[cfg(feature = "tls")]
+const SYSTEM_CA_FILES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
 
 /// The whole exchange must finish within this.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -55,6 +73,8 @@ struct Url {
     authority: String,
     /// The request target: the path and the query, `/` when the URL has none.
     target: String,
+    /// `https://`: speak TLS.
+    tls: bool,
 }
 
 fn parse_url(url: &str) -> Result<Url, String> {
@@ -62,9 +82,10 @@ fn parse_url(url: &str) -> Result<Url, String> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(bad("expected http://host[:port][/path]"));
     };
-    if !scheme.eq_ignore_ascii_case("http") {
+    let tls = scheme.eq_ignore_ascii_case("https");
+    if !tls && !scheme.eq_ignore_ascii_case("http") {
         return Err(bad(&format!(
-            "only http:// is supported, not {scheme}:// (there is no TLS here)"
+            "only http:// and https:// are supported, not {scheme}://"
         )));
     }
     if url.bytes().any(|b| b <= b' ' || b == 0x7f) {
@@ -97,6 +118,7 @@ fn parse_url(url: &str) -> Result<Url, String> {
         return Err(bad("no host"));
     }
     let port = match port {
+        None | Some("") if tls => 443,
         None | Some("") => 80,
         Some(p) => match p.parse::<u16>() {
             Ok(p) if p != 0 => p,
@@ -113,14 +135,47 @@ fn parse_url(url: &str) -> Result<Url, String> {
         port,
         authority: authority.to_string(),
         target,
+        tls,
     })
 }
 
 /// The seed's coroutine: connect, send HEAD, print the header lines.
-async fn print_http_headers(url: Url) -> asyncio::Result<()> {
-    let (mut reader, writer) = asyncio::open_connection(&url.host, url.port)
-        .await
-        .map_err(|e| cli::connect_error(&url.host, url.port, &e))?;
+/// The connection options: `ssl` for `https://` (feature `tls`), verifying against
+/// `cafile` or the system's bundle.
+fn connect_options(url: &Url, cafile: Option<&str>) -> asyncio::Result<asyncio::ConnectOptions> {
+    #[allow(unused_mut)]
+    let mut opts = asyncio::ConnectOptions::default();
+    if !url.tls {
+        return Ok(opts);
+    }
+    #[cfg(feature = "tls")]
+    {
+        let cafile = match cafile {
+            Some(f) => f,
+            None => SYSTEM_CA_FILES
+                .iter()
+                .copied()
+                .find(|f| std::path::Path::new(f).exists())
+                .ok_or_else(|| cli::error("no system CA bundle found: give --cafile FILE"))?,
+        };
+        opts.ssl = Some(asyncio::sslproto::client_config_from_pem(cafile)?);
+        Ok(opts)
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = cafile;
+        Err(cli::error(
+            "https:// needs the cargo feature tls (cargo run --features tls ...)",
+        ))
+    }
+}
+
+async fn print_http_headers(url: Url, cafile: Option<String>) -> asyncio::Result<()> {
+    let opts = connect_options(&url, cafile.as_deref())?;
+    let (mut reader, writer) =
+        asyncio::open_connection_with(&url.host, url.port, asyncio::streams::DEFAULT_LIMIT, opts)
+            .await
+            .map_err(|e| cli::connect_error(&url.host, url.port, &e))?;
     let query = format!(
         "HEAD {} HTTP/1.0\r\nHost: {}\r\n\r\n",
         url.target, url.authority
@@ -149,9 +204,13 @@ async fn print_http_headers(url: Url) -> asyncio::Result<()> {
 
 fn main() -> ExitCode {
     common::init_logging();
-    let args = match cli::args_or_exit(USAGE, &[]) {
+    let mut args = match cli::args_or_exit(USAGE, &["--cafile"]) {
         Ok(args) => args,
         Err(code) => return code,
+    };
+    let cafile = match cli::take_option_value(&mut args, "--cafile") {
+        Ok(c) => c,
+        Err(e) => return cli::usage_error(e),
     };
     let url = match args.positional.as_slice() {
         [] => return cli::usage_error("missing URL"),
@@ -163,7 +222,7 @@ fn main() -> ExitCode {
         Err(msg) => return cli::usage_error(msg),
     };
     cli::finish(asyncio::run(async move {
-        asyncio::wait_for(print_http_headers(url), TIMEOUT)
+        asyncio::wait_for(print_http_headers(url, cafile), TIMEOUT)
             .await
             .map_err(|_| cli::error(format_args!("no complete answer within {TIMEOUT:?}")))?
     }))
@@ -192,8 +251,11 @@ mod tests {
             (u.host.as_str(), u.port, u.target.as_str()),
             ("::1", 81, "/?q")
         );
+        let u = parse_url("https://example.com/x").unwrap();
+        assert_eq!((u.port, u.tls, u.target.as_str()), (443, true, "/x"));
+        assert!(!parse_url("http://example.com/").unwrap().tls);
         for bad in [
-            "https://example.com/",
+            "ftp://example.com/",
             "example.com",
             "http://",
             "http://:80/",

@@ -91,6 +91,12 @@ pub enum Error {
     /// cancelled and cleaned up (Python's `KeyboardInterrupt`, which `asyncio.run`
     /// raises in that case).
     KeyboardInterrupt,
+    /// A TLS protocol failure (`ssl.SSLError`): the peer sent garbage or plain text, a
+    /// bad record, an alert, or offered nothing we accept. The message is rustls's.
+    SSL(String),
+    /// The peer's certificate did not verify (`ssl.SSLCertVerificationError`): an unknown
+    /// issuer, a name that does not match `server_hostname`, an expired certificate...
+    SSLCertVerification(String),
 }
 
 impl Error {
@@ -171,6 +177,8 @@ impl Error {
             | Error::Panic(_)
             | Error::QueueShutDown
             | Error::BrokenBarrier(_)
+            | Error::SSL(_)
+            | Error::SSLCertVerification(_)
             | Error::Group(_)
             | Error::Other(_) => io::ErrorKind::Other,
         }
@@ -226,6 +234,8 @@ impl Clone for Error {
             },
             Error::Other(e) => Error::Other(e.clone()),
             Error::KeyboardInterrupt => Error::KeyboardInterrupt,
+            Error::SSL(m) => Error::SSL(m.clone()),
+            Error::SSLCertVerification(m) => Error::SSLCertVerification(m.clone()),
         }
     }
 }
@@ -258,6 +268,13 @@ impl fmt::Display for Error {
             Error::QueueFull => f.write_str("QueueFull"),
             Error::QueueShutDown => f.write_str("QueueShutDown"),
             Error::BrokenBarrier(m) => write!(f, "BrokenBarrierError: {m}"),
+            Error::SSL(m) => write!(f, "SSLError: {m}"),
+            Error::SSLCertVerification(m) => {
+                write!(
+                    f,
+                    "SSLCertVerificationError: certificate verify failed: {m}"
+                )
+            }
             Error::Io(e) => fmt::Display::fmt(e, f),
             Error::Group(v) => {
                 write!(f, "{} sub-exception(s)", v.len())?;

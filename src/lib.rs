@@ -103,6 +103,7 @@
 //! | [`subprocess`] | `subprocess.py` | [`create_subprocess_exec`], [`create_subprocess_shell`], [`Process`] |
 //! | [`streams`] | `streams.py` | [`open_connection`], [`start_server`], [`StreamReader`], [`StreamWriter`], [`StreamReaderProtocol`] |
 //! | `hyper_rt` (feature `hyper`) | (none: Rust-only) | `HyperExecutor`, `HyperTimer`: hyper 1.x on the loop |
+//! | `sslproto` (feature `tls`) | `sslproto.py` | `SSLProtocol`, `SSLTransport`, `TlsConfig`, rustls configurations from PEM files, `EventLoop::start_tls` |
 //! | [`exceptions`] | `exceptions.py` | [`Error`], one variant per asyncio exception |
 //!
 //! ## Where Rust departs from asyncio
@@ -154,7 +155,12 @@
 //! | `put_nowait` raises `QueueFull` / `QueueShutDown` | returns [`PutNowaitError`]`::{Full, ShutDown}` holding the item (`put` returns [`PutError`]); both convert into [`Error::QueueFull`] / [`Error::QueueShutDown`] | the item was moved into the call: an error without it would drop it |
 //! | `Queue(maxsize)`, any `maxsize <= 0` is unbounded | `maxsize: usize`, `0` is unbounded | no negative sizes |
 //! | `PriorityQueue`, `LifoQueue` subclass `Queue` and override `_put` / `_get` | one [`GenericQueue`] over a [`queues::Storage`]; [`Queue`], [`LifoQueue`], [`PriorityQueue`] are type aliases | generics instead of subclasses |
-//! | TLS (`ssl=`, `start_tls`) | not provided | the crate has no TLS dependency |
+//! | `ssl=SSLContext` on `create_connection` / `create_server` / `open_connection` / `start_server` | `ssl: Some(Arc<ClientConfig>)` / `Some(Arc<ServerConfig>)` (rustls's) in [`ConnectOptions`] / [`ServerOptions`], feature `tls`; `sslproto::client_config_from_pem` and `sslproto::server_config_from_pem` build them from PEM files | rustls is Rust's TLS; ring builds with a C compiler alone. The default build has no TLS dependency |
+//! | `start_tls(transport, protocol, sslcontext, server_side=, server_hostname=)` | `EventLoop::start_tls(transport, protocol, TlsConfig, TlsTimeouts)`; `StreamWriter::start_tls` | the side and the server name travel with the configuration (`sslproto::TlsConfig`) |
+//! | `ssl.SSLCertVerificationError`, `ssl.SSLError` | [`Error::SSLCertVerification`], [`Error::SSL`], with rustls's message | |
+//! | `get_extra_info('peercert')` is a decoded dict; `'ssl_object'`, `'sslcontext'` | `"peercert"` is the DER certificate ([`ExtraInfo::Bytes`]); `"cipher"`, and the Rust-only `"ssl_version"` and `"alpn_protocol"`, stand in for `ssl_object`'s methods | rustls does not decode certificates and has no `SSLObject` |
+//! | a TLS transport's own water marks and write backlog (`FLUSHING` waits for it) | writes are encrypted at once; the app's `pause_writing` follows the socket transport's marks | one buffer, not two: nothing waits unencrypted |
+//! | `SSLTransport.write_eof()` raises `NotImplementedError` | returns [`Error::Runtime`] (`NotImplementedError` is a `RuntimeError`) | |
 //! | `loop.add_signal_handler(sig, cb)` and a future set from it | also [`wait_for_signal`]`(&[SIGINT, SIGTERM]).await`, which takes those signals (instead of their handlers) while it waits | the common "run until SIGTERM" in one line |
 //! | `remove_signal_handler` / `close()` restore `SIG_DFL` | the default action is emulated by a signal-hook action that runs it while no loop listens; SIGPIPE goes back to ignored | safe code cannot call `sigaction`, and Rust ignores SIGPIPE |
 //! | `asyncio.run` takes over SIGINT when its handler is Python's default | [`run`] takes it over when called on the main thread; Ctrl-C returns [`Error::KeyboardInterrupt`] after the main task was cancelled, a second Ctrl-C kills the process by SIGINT | the disposition cannot be read safely; Rust has no `KeyboardInterrupt` to raise |
@@ -188,7 +194,9 @@
 //! Checked against the code (chapter 10 of the [`book`] has the same list with the
 //! reasons):
 //!
-//! - TLS (`ssl=`, `start_tls`);
+//! - `ssl=True` (a default context on the system's trust store): `ssl=` takes rustls
+//!   configurations (feature `tls`), and the crate loads no system trust store;
+//!   `ssl_object` and a decoded `peercert` (rustls has neither);
 //! - `Task.cancelling()` / `uncancel()` (cancellation is drop, see the table above).
 //!
 //! ## Threads
@@ -220,6 +228,8 @@ pub mod queues;
 pub mod runners;
 pub mod selector_events;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod sslproto;
 pub mod staggered;
 pub mod streams;
 pub mod subprocess;
@@ -327,4 +337,7 @@ pub mod book {
     pub mod ch14_datagrams {}
     #[doc = include_str!("../docs/15-the-ecosystem.md")]
     pub mod ch15_the_ecosystem {}
+    #[cfg(feature = "tls")]
+    #[doc = include_str!("../docs/16-tls.md")]
+    pub mod ch16_tls {}
 }

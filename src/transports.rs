@@ -72,6 +72,11 @@ pub enum ExtraInfo {
     Socket(RawFd),
     /// `"pipe"`: the raw fd of a pipe transport's pipe (it stays owned by the transport).
     Pipe(RawFd),
+    /// Binary information, e.g. a TLS transport's `"peercert"` (DER) or
+    /// `"alpn_protocol"`.
+    Bytes(Vec<u8>),
+    /// Textual information, e.g. a TLS transport's `"cipher"` or `"ssl_version"`.
+    Text(String),
 }
 
 /// What every transport can do (asyncio's `BaseTransport`).
@@ -88,6 +93,16 @@ pub trait BaseTransport {
     /// Optional information (asyncio's `get_extra_info(name)`): `"peername"`,
     /// `"sockname"` and `"socket"` for socket transports; `None` for unknown names.
     fn get_extra_info(&self, name: &str) -> Option<ExtraInfo>;
+
+    /// Replace the protocol (asyncio's `set_protocol()`): every callback from now on
+    /// goes to `protocol`, which gets no `connection_made` (it is for layering, e.g.
+    /// [`EventLoop::start_tls`](crate::EventLoop)). Pause reading around the switch so
+    /// that no read in progress still reaches the old protocol. The default errors with
+    /// a `RuntimeError`: not every transport can; the socket transports can.
+    fn set_protocol(&self, protocol: crate::server::AnyProtocol) -> Result<()> {
+        let _ = protocol;
+        Err(Error::runtime("this transport cannot change its protocol"))
+    }
 }
 
 /// The read side (asyncio's `ReadTransport`).
@@ -148,15 +163,6 @@ pub trait Transport: ReadTransport + WriteTransport {
     /// connection is lost, or if the transport does not say (the default).
     fn get_protocol(&self) -> Option<crate::server::AnyProtocol> {
         None
-    }
-
-    /// Call `protocol` from now on instead of the current one (asyncio's
-    /// `set_protocol()`); its `connection_made` is **not** called. A no-op once the
-    /// connection is lost. The default (a transport that cannot switch) is a
-    /// `RuntimeError`.
-    fn set_protocol(&self, protocol: crate::server::AnyProtocol) -> Result<()> {
-        let _ = protocol;
-        Err(Error::runtime("this transport cannot switch its protocol"))
     }
 
     /// A duplicate (`dup`) of the transport's socket, for system calls the transport

@@ -159,3 +159,25 @@ pub fn host_port(s: &str) -> Result<(String, u16), String> {
     }
     Ok((host.to_string(), port))
 }
+
+/// The value of an option that takes one (`--cert FILE`), taken out of `args`: the
+/// option must be among the `known` flags given to [`parse`], which leaves its value
+/// among the positional arguments. `Err` if the option is last on the line.
+pub fn take_option_value(args: &mut Args, option: &str) -> Result<Option<String>, String> {
+    if !args.has(option) {
+        return Ok(None);
+    }
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let Some(i) = raw.iter().position(|a| a == option) else {
+        return Ok(None);
+    };
+    let value = raw
+        .get(i + 1)
+        .filter(|v| !v.starts_with('-'))
+        .ok_or_else(|| format!("{option} needs a value"))?
+        .clone();
+    if let Some(j) = args.positional.iter().position(|p| *p == value) {
+        args.positional.remove(j);
+    }
+    Ok(Some(value))
+}

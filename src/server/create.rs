@@ -180,6 +180,10 @@ impl EventLoop {
         opts: ConnectOptions,
     ) -> Result<Rc<dyn Transport>> {
         self.inner.check_closed()?;
+        #[cfg(feature = "tls")]
+        crate::sslproto::check_connect_options(&opts, Some(host))?;
+        #[cfg(feature = "tls")]
+        let tls = tls_options(&opts);
         let ConnectOptions {
             local_addr,
             timeout,
@@ -187,6 +191,7 @@ impl EventLoop {
             happy_eyeballs_delay,
             interleave,
             all_errors,
+            ..
         } = opts;
         let failed = |errors: Vec<Error>| {
             if all_errors && !errors.is_empty() {
@@ -236,6 +241,10 @@ impl EventLoop {
             None => connect.await?,
         };
         let proto = run_factory("protocol factory", factory)?;
+        #[cfg(feature = "tls")]
+        if tls.ssl.is_some() {
+            return sock.start_tls_client(self, proto, &tls, host).await;
+        }
         sock.start(self, proto).await
     }
 
@@ -272,6 +281,8 @@ impl EventLoop {
         opts: ServerOptions,
     ) -> Result<Server> {
         self.inner.check_closed()?;
+        #[cfg(feature = "tls")]
+        let factory = crate::sslproto::wrap_server_factory(self, Rc::new(factory), &opts)?;
         let mut opts = opts;
         let socks = match opts.sock.take() {
             Some(sock) => {
@@ -321,7 +332,35 @@ pub(crate) enum Connected {
     Unix(mio::net::UnixStream),
 }
 
+/// The TLS part of `opts`, kept aside before the rest is taken apart.
+#[cfg(feature = "tls")]
+pub(crate) fn tls_options(opts: &ConnectOptions) -> ConnectOptions {
+    ConnectOptions {
+        ssl: opts.ssl.clone(),
+        server_hostname: opts.server_hostname.clone(),
+        ssl_handshake_timeout: opts.ssl_handshake_timeout,
+        ssl_shutdown_timeout: opts.ssl_shutdown_timeout,
+        ..ConnectOptions::default()
+    }
+}
+
 impl Connected {
+    /// Start a TLS client over the connection (`ssl=`): the transport is returned
+    /// once the handshake is done.
+    #[cfg(feature = "tls")]
+    pub(crate) async fn start_tls_client(
+        self,
+        lp: &EventLoop,
+        proto: AnyProtocol,
+        tls: &ConnectOptions,
+        host: &str,
+    ) -> Result<Rc<dyn Transport>> {
+        match self {
+            Connected::Tcp(s) => crate::sslproto::start_client(lp, s, proto, tls, host).await,
+            Connected::Unix(s) => crate::sslproto::start_client(lp, s, proto, tls, host).await,
+        }
+    }
+
     pub(crate) async fn start(
         self,
         lp: &EventLoop,

@@ -80,6 +80,8 @@ mod options;
 pub mod sendfile;
 mod sockets;
 
+#[cfg(feature = "tls")]
+pub(crate) use create::tls_options;
 pub(crate) use create::{adopt_connected, connect_error, run_factory, start_transport};
 pub use multicore::{serve_multicore, Multicore};
 pub use options::{AcceptedSocket, ConnectOptions, ListeningSocket, ServerOptions};

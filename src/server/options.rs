@@ -49,6 +49,20 @@ pub struct ConnectOptions {
     /// `ExceptionGroup("create_connection failed", ...)`) instead of asyncio's single
     /// combined error (`false`, the default).
     pub all_errors: bool,
+    /// asyncio's `ssl`: speak TLS with this rustls configuration (feature `tls`); the
+    /// transport is returned once the handshake is done. See [`crate::sslproto`].
+    #[cfg(feature = "tls")]
+    pub ssl: Option<std::sync::Arc<crate::sslproto::ClientConfig>>,
+    /// asyncio's `server_hostname`: the name the server's certificate must match;
+    /// `None`: the `host` argument (required for Unix sockets). Only with `ssl`.
+    #[cfg(feature = "tls")]
+    pub server_hostname: Option<String>,
+    /// asyncio's `ssl_handshake_timeout`; `None`: 60 s. Only with `ssl`.
+    #[cfg(feature = "tls")]
+    pub ssl_handshake_timeout: Option<Duration>,
+    /// asyncio's `ssl_shutdown_timeout`; `None`: 30 s. Only with `ssl`.
+    #[cfg(feature = "tls")]
+    pub ssl_shutdown_timeout: Option<Duration>,
 }
 
 /// Options of [`EventLoop::create_server`](crate::EventLoop::create_server) and
@@ -94,6 +108,17 @@ pub struct ServerOptions {
     /// [`Server::serve_forever`](crate::Server::serve_forever) later; the socket
     /// already listens, so connections queue (up to `backlog`) meanwhile.
     pub start_serving: bool,
+    /// asyncio's `ssl`: serve TLS with this rustls configuration (feature `tls`); each
+    /// client's protocol gets `connection_made` after its handshake. See
+    /// [`crate::sslproto`].
+    #[cfg(feature = "tls")]
+    pub ssl: Option<std::sync::Arc<crate::sslproto::ServerConfig>>,
+    /// asyncio's `ssl_handshake_timeout`; `None`: 60 s. Only with `ssl`.
+    #[cfg(feature = "tls")]
+    pub ssl_handshake_timeout: Option<Duration>,
+    /// asyncio's `ssl_shutdown_timeout`; `None`: 30 s. Only with `ssl`.
+    #[cfg(feature = "tls")]
+    pub ssl_shutdown_timeout: Option<Duration>,
 }
 
 impl Default for ServerOptions {
@@ -106,6 +131,12 @@ impl Default for ServerOptions {
             sock: None,
             cleanup_socket: true,
             start_serving: true,
+            #[cfg(feature = "tls")]
+            ssl: None,
+            #[cfg(feature = "tls")]
+            ssl_handshake_timeout: None,
+            #[cfg(feature = "tls")]
+            ssl_shutdown_timeout: None,
         }
     }
 }

@@ -231,6 +231,13 @@ impl StreamReaderProtocol {
         Poll::Pending
     }
 
+    /// asyncio's `_replace_transport`: the reader's flow control goes to `t` (the TLS
+    /// transport after `StreamWriter::start_tls`).
+    #[cfg(feature = "tls")]
+    pub(crate) fn replace_transport(&self, t: &Rc<dyn Transport>) {
+        self.reader.replace_transport(t);
+    }
+
     fn made(&self, transport: Rc<dyn Transport>) {
         self.flow.borrow_mut().connected = true;
         if self.live_loop().is_none() {

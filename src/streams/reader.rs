@@ -207,6 +207,12 @@ impl ReaderInner {
         self.state.borrow().exception.as_deref().cloned()
     }
 
+    /// The connection got a new transport (a TLS upgrade): flow control goes to it.
+    #[cfg(feature = "tls")]
+    pub(crate) fn replace_transport(&self, t: &Rc<dyn Transport>) {
+        self.state.borrow_mut().transport = Some(Rc::downgrade(t));
+    }
+
     pub(crate) fn set_transport(&self, t: &Rc<dyn Transport>) -> Result<()> {
         let mut st = self.state.borrow_mut();
         if st.transport.is_some() {

@@ -47,6 +47,33 @@ impl StreamWriter {
         }
     }
 
+    /// Upgrade the connection to TLS (asyncio 3.11's `StreamWriter.start_tls()`, for
+    /// STARTTLS): drain, run the handshake over the live connection with
+    /// [`EventLoop::start_tls`](crate::EventLoop::start_tls), then write and read
+    /// through the TLS transport. Feature `tls`. On failure the connection is closed and
+    /// the reader gets the error. Plain text already received stays readable in the
+    /// reader, before what arrives over TLS.
+    #[cfg(feature = "tls")]
+    pub async fn start_tls(
+        &mut self,
+        ssl: crate::sslproto::TlsConfig,
+        timeouts: crate::sslproto::TlsTimeouts,
+    ) -> Result<()> {
+        self.drain().await?;
+        let lp = crate::events::get_running_loop()?;
+        let t = lp
+            .start_tls(
+                self.transport.clone(),
+                crate::server::AnyProtocol::Buffered(self.protocol.clone()),
+                ssl,
+                timeouts,
+            )
+            .await?;
+        self.protocol.replace_transport(&t);
+        self.transport = t;
+        Ok(())
+    }
+
     /// The underlying transport (asyncio's `transport` property).
     pub fn transport(&self) -> &Rc<dyn Transport> {
         &self.transport

@@ -119,6 +119,10 @@ impl EventLoop {
             return Err(Error::value("local_addr has no meaning for a Unix socket"));
         }
         let path = path.as_ref();
+        #[cfg(feature = "tls")]
+        crate::sslproto::check_connect_options(&opts, None)?;
+        #[cfg(feature = "tls")]
+        let tls = crate::server::tls_options(&opts);
         if let Some(sock) = opts.sock {
             if !path.as_os_str().is_empty() {
                 return Err(Error::value(
@@ -127,6 +131,10 @@ impl EventLoop {
             }
             let sock = adopt_connected(sock, true)?;
             let proto = run_factory("protocol factory", factory)?;
+            #[cfg(feature = "tls")]
+            if tls.ssl.is_some() {
+                return sock.start_tls_client(self, proto, &tls, "").await;
+            }
             return sock.start(self, proto).await;
         }
         if path.as_os_str().is_empty() {
@@ -137,6 +145,10 @@ impl EventLoop {
             None => connect_unix(path).await?,
         };
         let proto = run_factory("protocol factory", factory)?;
+        #[cfg(feature = "tls")]
+        if tls.ssl.is_some() {
+            return crate::sslproto::start_client(self, sock, proto, &tls, "").await;
+        }
         start_transport(self, sock, proto).await
     }
 
@@ -162,6 +174,8 @@ impl EventLoop {
         opts: ServerOptions,
     ) -> Result<Server> {
         self.inner.check_closed()?;
+        #[cfg(feature = "tls")]
+        let factory = crate::sslproto::wrap_server_factory(self, Rc::new(factory), &opts)?;
         let mut opts = opts;
         let path = path.as_ref();
         if let Some(sock) = opts.sock.take() {

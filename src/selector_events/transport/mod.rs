@@ -497,6 +497,16 @@ impl<S: StreamSocket> BaseTransport for SocketTransport<S> {
             _ => None,
         }
     }
+
+    fn set_protocol(&self, protocol: AnyProtocol) -> Result<()> {
+        match self.protocol.take() {
+            Some(_) => {
+                self.protocol.set(Some(protocol));
+                Ok(())
+            }
+            None => Err(Error::runtime("the connection is lost")),
+        }
+    }
 }
 
 impl<S: StreamSocket> ReadTransport for SocketTransport<S> {
@@ -588,16 +598,6 @@ impl<S: StreamSocket> WriteTransport for SocketTransport<S> {
 impl<S: StreamSocket> Transport for SocketTransport<S> {
     fn get_protocol(&self) -> Option<AnyProtocol> {
         self.protocol()
-    }
-
-    fn set_protocol(&self, protocol: AnyProtocol) -> Result<()> {
-        // Callbacks run on a clone, so a switch inside one takes effect after it. No
-        // protocol: the connection is lost (and the cycle broken); keep it that way.
-        if let Some(old) = self.protocol.take() {
-            drop(old);
-            self.protocol.set(Some(protocol));
-        }
-        Ok(())
     }
 
     fn dup_socket(&self) -> Option<std::os::fd::OwnedFd> {
