@@ -31,6 +31,7 @@
 //! what lets a [`crate::StreamReaderProtocol`] and a [`crate::StreamWriter`] sit on a
 //! pipe unchanged.
 
+mod base;
 mod read;
 mod write;
 
@@ -45,6 +46,7 @@ pub(crate) use write::WritePipeTransport;
 
 use crate::base_events::EventLoop;
 use crate::exceptions::{Error, Result};
+use crate::futures::Future;
 use crate::protocols::Protocol;
 use crate::transports::{BaseTransport, ReadTransport, WriteTransport};
 
@@ -96,6 +98,26 @@ fn make_protocol<P: Protocol>(factory: impl FnOnce() -> P) -> Result<Rc<P>> {
 }
 
 impl EventLoop {
+    /// The steps `connect_read_pipe` and `connect_write_pipe` share: check the pipe,
+    /// make the protocol, `start` the transport and wait for `connection_made`,
+    /// closing the transport if that fails or this future is dropped.
+    async fn connect_pipe<P: Protocol, T: BaseTransport + 'static>(
+        &self,
+        protocol_factory: impl FnOnce() -> P,
+        pipe: impl Into<OwnedFd>,
+        start: impl FnOnce(&EventLoop, OwnedFd, Rc<dyn Protocol>, Option<Future<()>>) -> Result<Rc<T>>,
+    ) -> Result<(Rc<T>, Rc<P>)> {
+        self.inner.check_closed()?;
+        let (fd, _) = check_pipe(pipe.into())?;
+        let p = make_protocol(protocol_factory)?;
+        let waiter = self.create_future::<()>();
+        let t = start(self, fd, p.clone(), Some(waiter.clone()))?;
+        let mut guard = CloseUnlessConnected(Some(t.clone()));
+        waiter.await?;
+        guard.0 = None;
+        Ok((t, p))
+    }
+
     /// Read from the pipe `pipe` with a protocol made by `protocol_factory` (asyncio's
     /// `connect_read_pipe()`); returns `(transport, protocol)` once `connection_made`
     /// has run. `pipe` is any owned fd of a pipe, FIFO, socket or character device:
@@ -147,14 +169,9 @@ impl EventLoop {
         protocol_factory: impl FnOnce() -> P,
         pipe: impl Into<OwnedFd>,
     ) -> Result<(Rc<dyn ReadTransport>, Rc<P>)> {
-        self.inner.check_closed()?;
-        let (fd, _) = check_pipe(pipe.into())?;
-        let p = make_protocol(protocol_factory)?;
-        let waiter = self.create_future::<()>();
-        let t = ReadPipeTransport::start(self, fd, p.clone(), Some(waiter.clone()))?;
-        let mut guard = CloseUnlessConnected(Some(t.clone()));
-        waiter.await?;
-        guard.0 = None;
+        let (t, p) = self
+            .connect_pipe(protocol_factory, pipe, ReadPipeTransport::start)
+            .await?;
         Ok((t, p))
     }
 
@@ -173,14 +190,9 @@ impl EventLoop {
         protocol_factory: impl FnOnce() -> P,
         pipe: impl Into<OwnedFd>,
     ) -> Result<(Rc<dyn WriteTransport>, Rc<P>)> {
-        self.inner.check_closed()?;
-        let (fd, _) = check_pipe(pipe.into())?;
-        let p = make_protocol(protocol_factory)?;
-        let waiter = self.create_future::<()>();
-        let t = WritePipeTransport::start(self, fd, p.clone(), Some(waiter.clone()))?;
-        let mut guard = CloseUnlessConnected(Some(t.clone()));
-        waiter.await?;
-        guard.0 = None;
+        let (t, p) = self
+            .connect_pipe(protocol_factory, pipe, WritePipeTransport::start)
+            .await?;
         Ok((t, p))
     }
 }

@@ -4,15 +4,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::os::fd::OwnedFd;
 use std::rc::{Rc, Weak};
 
 use mio::unix::pipe::Sender;
 use mio::Interest;
 
+use super::base::{schedule_connection_made, schedule_resolve_waiter, PipeBase, PipeTransport};
 use crate::base_events::{EventLoop, Inner};
-use crate::events::ExceptionContext;
 use crate::exceptions::{Error, Result};
 use crate::futures::Future;
 use crate::protocols::Protocol;
@@ -35,24 +34,16 @@ const KEEP_WRITE_CAPACITY: usize = 16 * 1024;
 /// epoll.
 pub(crate) struct WritePipeTransport {
     me: Weak<WritePipeTransport>,
-    lp: Weak<Inner>,
-    pipe: RefCell<Option<Sender>>,
-    fd: RawFd,
-    token: Cell<usize>,
-    protocol: RefCell<Option<Rc<dyn Protocol>>>,
-    waiter: RefCell<Option<Future<()>>>,
+    /// `closing` is asyncio's `_closing` (set by `write_eof`, `close`, `abort` and
+    /// errors).
+    base: PipeBase<Sender>,
     buffer: RefCell<VecDeque<u8>>,
     high: Cell<usize>,
     low: Cell<usize>,
-    /// asyncio's `_closing` (set by `write_eof`, `close`, `abort` and errors).
-    closing: Cell<bool>,
     /// `write_eof()` was called: further writes are errors.
     eof: Cell<bool>,
     /// asyncio's `_protocol_paused`.
     protocol_paused: Cell<bool>,
-    connected: Cell<bool>,
-    lost_scheduled: Cell<bool>,
-    lost_called: Cell<bool>,
     /// asyncio's `_conn_lost`.
     conn_lost: Cell<u32>,
 }
@@ -69,87 +60,25 @@ impl WritePipeTransport {
         lp.inner.check_closed()?;
         let pipe = Sender::from(fd);
         pipe.set_nonblocking(true)?;
-        let raw = pipe.as_raw_fd();
         let t = Rc::new_cyclic(|me| WritePipeTransport {
             me: me.clone(),
-            lp: Rc::downgrade(&lp.inner),
-            pipe: RefCell::new(Some(pipe)),
-            fd: raw,
-            token: Cell::new(usize::MAX),
-            protocol: RefCell::new(Some(protocol)),
-            waiter: RefCell::new(waiter),
+            base: PipeBase::new(lp, pipe, protocol, waiter),
             buffer: RefCell::new(VecDeque::new()),
             high: Cell::new(DEFAULT_HIGH_WATER),
             low: Cell::new(DEFAULT_LOW_WATER),
-            closing: Cell::new(false),
             eof: Cell::new(false),
             protocol_paused: Cell::new(false),
-            connected: Cell::new(false),
-            lost_scheduled: Cell::new(false),
-            lost_called: Cell::new(false),
             conn_lost: Cell::new(0),
         });
-        {
-            let mut pipe = t.pipe.borrow_mut();
-            let pipe = pipe.as_mut().expect("just set");
-            let token =
-                lp.inner
-                    .register_handler(pipe, Some(raw), Interest::WRITABLE, t.clone())?;
-            t.token.set(token);
-        }
-        let t1 = t.clone();
-        lp.inner
-            .call_soon_internal(move || t1.connection_made_step());
-        let t2 = t.clone();
-        lp.inner.call_soon_internal(move || {
-            if let Some(w) = t2.waiter.borrow_mut().take() {
-                if !w.done() {
-                    let _ = w.set_result(());
-                }
-            }
-        });
+        t.base.register(lp, Interest::WRITABLE, t.clone())?;
+        schedule_connection_made(lp, &t);
+        schedule_resolve_waiter(lp, &t);
         Ok(t)
-    }
-
-    fn protocol(&self) -> Option<Rc<dyn Protocol>> {
-        self.protocol.borrow().clone()
-    }
-
-    fn debug(&self) -> bool {
-        self.lp.upgrade().map(|l| l.is_debug()).unwrap_or(false)
-    }
-
-    fn call_protocol<R>(
-        &self,
-        what: &'static str,
-        f: impl FnOnce(&dyn Protocol) -> R,
-    ) -> Option<R> {
-        let p = self.protocol()?;
-        match catch_unwind(AssertUnwindSafe(|| f(&*p))) {
-            Ok(r) => Some(r),
-            Err(payload) => {
-                self.fatal_error(Error::from_panic(payload), what);
-                None
-            }
-        }
-    }
-
-    fn connection_made_step(&self) {
-        if self.protocol().is_none() {
-            return;
-        }
-        self.connected.set(true);
-        let Some(me) = self.me.upgrade() else { return };
-        let me: Rc<dyn Transport> = me;
-        self.call_protocol(
-            "Fatal error: protocol.connection_made() call failed.",
-            |p| p.connection_made(me),
-        );
     }
 
     /// One `write` (or `writev`) of `bufs`, retrying `EINTR`. `None`: pipe gone.
     fn send(&self, bufs: &[&[u8]]) -> Option<io::Result<usize>> {
-        let pipe = self.pipe.borrow();
+        let pipe = self.base.pipe.borrow();
         let pipe = pipe.as_ref()?;
         loop {
             let r = if bufs.len() == 1 {
@@ -178,8 +107,13 @@ impl WritePipeTransport {
         if total == 0 {
             return Ok(());
         }
-        let live = self.lp.upgrade().map(|l| !l.is_closed()).unwrap_or(false);
-        if self.conn_lost.get() > 0 || self.closing.get() || !live {
+        let live = self
+            .base
+            .lp
+            .upgrade()
+            .map(|l| !l.is_closed())
+            .unwrap_or(false);
+        if self.conn_lost.get() > 0 || self.base.closing.get() || !live {
             let n = self.conn_lost.get();
             if n >= LOG_THRESHOLD_FOR_CONNLOST_WRITES {
                 log::warn!(target: "asyncio", "pipe closed by peer or os.write(pipe, data) raised exception.");
@@ -259,17 +193,17 @@ impl WritePipeTransport {
                 *buffer = VecDeque::new();
             }
         }
-        if self.closing.get() && !self.lost_scheduled.replace(true) {
+        if self.base.closing.get() && !self.base.lost_scheduled.replace(true) {
             self.call_connection_lost(None);
         }
     }
 
     /// Close once the buffer is flushed (`write_eof` and `close`).
     fn finish(&self) {
-        if self.closing.replace(true) {
+        if self.base.closing.replace(true) {
             return;
         }
-        if self.buffer.borrow().is_empty() && !self.lost_scheduled.replace(true) {
+        if self.buffer.borrow().is_empty() && !self.base.lost_scheduled.replace(true) {
             self.conn_lost.set(self.conn_lost.get().max(1));
             self.schedule_connection_lost(None);
         }
@@ -290,39 +224,24 @@ impl WritePipeTransport {
         self.protocol_paused.set(false);
         self.call_protocol("protocol.resume_writing() failed", |p| p.resume_writing());
     }
+}
 
-    /// asyncio's `_fatal_error`.
-    fn fatal_error(&self, exc: Error, message: &str) {
-        match &exc {
-            Error::Io(_) => {
-                if self.debug() {
-                    log::debug!(target: "asyncio", "{self:?}: {message}: {exc}");
-                }
-            }
-            _ => {
-                if let Some(lp) = self.lp.upgrade() {
-                    let mut ctx = ExceptionContext::new(message).with_exception(exc.clone());
-                    ctx.transport = Some(format!("{self:?}"));
-                    lp.call_exception_handler(ctx);
-                }
-            }
-        }
-        if self.lost_called.get() {
-            return;
-        }
-        if let Some(w) = self.waiter.borrow_mut().take() {
-            if !w.done() {
-                let _ = w.set_exception(exc.clone());
-            }
-        }
-        self.close_with(Some(exc));
+impl PipeTransport for WritePipeTransport {
+    type Pipe = Sender;
+
+    fn base(&self) -> &PipeBase<Sender> {
+        &self.base
+    }
+
+    fn me(&self) -> Option<Rc<Self>> {
+        self.me.upgrade()
     }
 
     /// asyncio's `_close(exc)`: drop the buffer and schedule `connection_lost(exc)`.
     fn close_with(&self, exc: Option<Error>) {
-        self.closing.set(true);
+        self.base.closing.set(true);
         *self.buffer.borrow_mut() = VecDeque::new();
-        if self.lost_scheduled.replace(true) {
+        if self.base.lost_scheduled.replace(true) {
             return;
         }
         if self.conn_lost.get() == 0 {
@@ -331,41 +250,14 @@ impl WritePipeTransport {
         self.schedule_connection_lost(exc);
     }
 
-    fn schedule_connection_lost(&self, exc: Option<Error>) {
-        match (self.lp.upgrade(), self.me.upgrade()) {
-            (Some(lp), Some(me)) if !lp.is_closed() => {
-                lp.call_soon_internal(move || me.call_connection_lost(exc));
-            }
-            _ => self.call_connection_lost(exc),
-        }
-    }
-
     fn call_connection_lost(&self, exc: Option<Error>) {
-        if self.lost_called.replace(true) {
+        if !self.begin_connection_lost() {
             return;
         }
         if self.conn_lost.get() == 0 {
             self.conn_lost.set(1);
         }
-        if self.connected.get() {
-            self.call_protocol("Exception in protocol.connection_lost()", |p| {
-                p.connection_lost(exc)
-            });
-        }
-        self.release();
-    }
-
-    fn release(&self) {
-        let pipe = self.pipe.borrow_mut().take();
-        let handler = match (pipe, self.lp.upgrade()) {
-            (Some(mut p), Some(lp)) => lp.deregister_handler(&mut p, self.token.get()),
-            _ => None,
-        };
-        drop(handler);
-        let proto = self.protocol.borrow_mut().take();
-        drop(proto);
-        let w = self.waiter.borrow_mut().take();
-        drop(w);
+        self.lose(exc);
         *self.buffer.borrow_mut() = VecDeque::new();
     }
 }
@@ -395,25 +287,16 @@ impl IoHandler for WritePipeTransport {
     }
 
     fn loop_closed(&self) {
-        let proto = self.protocol.borrow_mut().take();
-        drop(proto);
-        let w = self.waiter.borrow_mut().take();
-        drop(w);
-        self.closing.set(true);
-        self.lost_scheduled.set(true);
+        self.base.loop_closed();
+        self.base.closing.set(true);
+        self.base.lost_scheduled.set(true);
     }
 }
 
 impl fmt::Debug for WritePipeTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = if self.pipe.try_borrow().map(|p| p.is_none()).unwrap_or(false) {
-            "closed"
-        } else if self.closing.get() {
-            "closing"
-        } else {
-            "open"
-        };
-        write!(f, "<_UnixWritePipeTransport fd={} {state}", self.fd)?;
+        let state = self.base.state();
+        write!(f, "<_UnixWritePipeTransport fd={} {state}", self.base.fd)?;
         let n = self.buffer.try_borrow().map(|b| b.len()).unwrap_or(0);
         if n > 0 {
             write!(f, " bufsize={n}")?;
@@ -429,14 +312,11 @@ impl BaseTransport for WritePipeTransport {
     }
 
     fn is_closing(&self) -> bool {
-        self.closing.get()
+        self.base.closing.get()
     }
 
     fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
-        match name {
-            "pipe" => Some(ExtraInfo::Pipe(self.fd)),
-            _ => None,
-        }
+        self.base.get_extra_info(name)
     }
 }
 
@@ -463,7 +343,7 @@ impl WriteTransport for WritePipeTransport {
     /// Close the pipe once the buffer is flushed (asyncio's pipe `write_eof()`): the
     /// reader sees EOF, and `connection_lost(None)` follows. No-op if closing.
     fn write_eof(&self) -> Result<()> {
-        if self.closing.get() {
+        if self.base.closing.get() {
             return Ok(());
         }
         self.eof.set(true);
