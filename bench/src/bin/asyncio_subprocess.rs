@@ -1,6 +1,6 @@
 //! `asyncio_subprocess`: the subprocess benchmarks on the root `asyncio` crate; the
 //! peers are `tokio_subprocess` and `bench/py/asyncio_subprocess.py` (same modes, same
-//! output). Driven by `bench/subprocess.py`.
+//! output). Driven by `bench/spawn.py`.
 //!
 //! * `spawn N` - spawn `/bin/true` and wait for it, N times one after the other
 //!   (`create_subprocess_exec` + `wait`, stdio inherited). Prints the seconds taken.
