@@ -197,7 +197,13 @@
 //! - `ssl=True` (a default context on the system's trust store): `ssl=` takes rustls
 //!   configurations (feature `tls`), and the crate loads no system trust store;
 //!   `ssl_object` and a decoded `peercert` (rustls has neither);
-//! - `Task.cancelling()` / `uncancel()` (cancellation is drop, see the table above).
+//! - the kernel's `sendfile(2)` by default: only with the cargo feature `sendfile`
+//!   (otherwise asyncio's read + write fallback);
+//! - the subprocess options `pass_fds`, `preexec_fn`, `start_new_session` / process
+//!   groups;
+//! - `Task.cancelling()` / `uncancel()` (cancellation is drop, see the table above);
+//! - event loop policies and `get_event_loop()` (not needed: [`get_running_loop`],
+//!   [`run`]), `shutdown_asyncgens()` (no async generators in Rust).
 //!
 //! ## Threads
 //!
