@@ -30,7 +30,7 @@
 //! of lines at once fills its reader, and `next_line()` then returns without
 //! suspending while a line is buffered: in asyncio such a relay loop keeps the thread
 //! until that buffer runs dry. Here the crate's cooperative budget (`asyncio::coop`,
-//! docs/08-streams.md) makes the loop yield after 128 ready reads in one step, so
+//! docs/08-streams.md) makes the loop yield after 32 ready operations in one step, so
 //! every other client, the accept loop and the timers get their turn; the relay loop
 //! needs no code for it. Without a budget (asyncio, or inside
 //! `asyncio::coop::unconstrained`) the fair way is an explicit yield every so many
@@ -188,7 +188,7 @@ async fn handle_client(
     let name = clean_name(&first?);
     let id = room.join(name.clone(), writer.clone());
     // Fairness: `next_line()` spends the task's cooperative budget, so a member who
-    // floods the room yields to the others every 128 lines. Without the budget (in
+    // floods the room yields to the others every few lines. Without the budget (in
     // asyncio, or inside `asyncio::coop::unconstrained`), yield by hand instead:
     //
     //     relayed += 1;

@@ -5,7 +5,7 @@
 //! so it keeps the thread until the buffer runs dry, and every other task, timer and
 //! connection waits. The idea is tokio's `coop` budget, built for this loop:
 //!
-//! - every task **step** starts with a budget of [`BUDGET`] (128) units;
+//! - every task **step** starts with a budget of [`BUDGET`] (32) units;
 //! - each stream operation that may complete without suspending spends one unit
 //!   before it looks at its buffer: every [`StreamReader`] read (`read`, `read_with`,
 //!   `read_to_end`, `readline`, `next_line`, `readuntil`, `readuntil_any`,
@@ -36,7 +36,7 @@
 //!         r.feed_data(b"line\n").unwrap();
 //!     }
 //!     r.feed_eof();
-//!     // 1000 ready lines: the task yields about every 128 reads, so a timer or a
+//!     // 1000 ready lines: the task yields about every 32 reads, so a timer or a
 //!     // connection waiting meanwhile gets its turn; the lines all arrive in order.
 //!     let mut n = 0;
 //!     while let Some(line) = r.next_line().await {
@@ -61,7 +61,7 @@ use std::task::{Context, Poll};
 
 /// Units of ready work a task may do in one step before it is made to yield (tokio's
 /// figure).
-pub const BUDGET: u8 = 128;
+pub const BUDGET: u8 = 32;
 
 thread_local! {
     /// The running step's budget left; `None`: no budget applies (outside a task
