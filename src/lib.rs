@@ -210,7 +210,10 @@
 //! The loop is single-threaded (`Rc`, `RefCell`, no `Send` bound on tasks). No thread is
 //! ever started unless asked for: the executor of [`EventLoop::run_in_executor`] (and
 //! [`EventLoop::getaddrinfo`] for a name that is not a numeric address) starts its pool
-//! on first use. [`ThreadsafeHandle::call_soon_threadsafe`] is the way in from other
+//! on first use, and [`EventLoop::shutdown_default_executor`] (which [`run`] calls)
+//! joins that pool's threads on one more short-lived thread, as asyncio does.
+//! Signals and child processes need no thread: a signal handler writes to a socket
+//! the loop polls. [`ThreadsafeHandle::call_soon_threadsafe`] is the way in from other
 //! threads.
 
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
