@@ -306,7 +306,8 @@ pub struct ReadmeDoctests;
 /// Read in order, it walks from the map of the four layers through one iteration of
 /// the loop, handles and timers, futures, tasks and wakers, the selector, transports
 /// and protocols, streams and servers, to what differs from asyncio and how fast it
-/// runs. Every chapter's Rust blocks are compiled and run as doc tests, and
+/// runs; then signals, pipes and subprocesses, datagrams, the bridge to Rust's async
+/// ecosystem, and TLS (with the feature `tls`). Every chapter's Rust blocks are compiled and run as doc tests, and
 /// `tests/test_docs.rs` checks that each chapter is included here and that every
 /// excerpt still matches the source. Links into the source tree (`../src/...`) and
 /// between chapters resolve on the repository's copy of `docs/`.
