@@ -3,14 +3,17 @@
 //! `StreamReaderProtocol`, as on a real connection; flow control is observed through a
 //! fake transport that records `pause_reading` / `resume_reading`.
 
-use std::cell::{Cell, RefCell};
+mod support_reader;
+
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use asyncio::{
-    create_task, yield_now, BaseProtocol, BaseTransport, Error, EventLoop, ExtraInfo, Protocol,
-    ReadTransport, StreamReader, StreamReaderProtocol, Transport, WriteTransport,
+    create_task, yield_now, BaseProtocol, Error, EventLoop, Protocol, StreamReader,
+    StreamReaderProtocol, Transport,
 };
+use support_reader::{with_transport, FakeTransport};
 
 /// Run `fut` on a fresh loop (bounded: a hang fails the test), then close the loop.
 fn run<T: 'static>(fut: impl std::future::Future<Output = T> + 'static) -> T {
@@ -54,73 +57,6 @@ async fn iterations(n: usize) {
     for _ in 0..n {
         yield_now().await;
     }
-}
-
-/// A transport that records read flow control and nothing else.
-#[derive(Default)]
-struct FakeTransport {
-    paused: Cell<bool>,
-    calls: RefCell<Vec<&'static str>>,
-}
-
-impl BaseTransport for FakeTransport {
-    fn close(&self) {}
-    fn is_closing(&self) -> bool {
-        false
-    }
-    fn get_extra_info(&self, _name: &str) -> Option<ExtraInfo> {
-        None
-    }
-}
-
-impl ReadTransport for FakeTransport {
-    fn is_reading(&self) -> bool {
-        !self.paused.get()
-    }
-    fn pause_reading(&self) {
-        self.paused.set(true);
-        self.calls.borrow_mut().push("pause");
-    }
-    fn resume_reading(&self) {
-        self.paused.set(false);
-        self.calls.borrow_mut().push("resume");
-    }
-}
-
-impl WriteTransport for FakeTransport {
-    fn write(&self, _data: &[u8]) -> asyncio::Result<()> {
-        Ok(())
-    }
-    fn writelines(&self, _bufs: &[&[u8]]) -> asyncio::Result<()> {
-        Ok(())
-    }
-    fn write_eof(&self) -> asyncio::Result<()> {
-        Ok(())
-    }
-    fn can_write_eof(&self) -> bool {
-        true
-    }
-    fn abort(&self) {}
-    fn get_write_buffer_size(&self) -> usize {
-        0
-    }
-    fn get_write_buffer_limits(&self) -> (usize, usize) {
-        (0, 0)
-    }
-    fn set_write_buffer_limits(&self, _h: Option<usize>, _l: Option<usize>) -> asyncio::Result<()> {
-        Ok(())
-    }
-}
-
-impl Transport for FakeTransport {}
-
-/// A reader with `limit`, its protocol, and a fake transport attached.
-fn with_transport(limit: usize) -> (StreamReader, Rc<StreamReaderProtocol>, Rc<FakeTransport>) {
-    let (r, p) = pair(limit);
-    let t = Rc::new(FakeTransport::default());
-    let dyn_t: Rc<dyn Transport> = t.clone();
-    p.connection_made(dyn_t);
-    (r, p, t)
 }
 
 // ----- construction ---------------------------------------------------------------

@@ -7,21 +7,18 @@
 //! Steps that asyncio runs with "no loop iteration between them" are driven by polling
 //! the read's future by hand: a poll is the read resuming.
 
+mod support_reader;
 mod support_streams;
 mod support_transports;
 
-use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use asyncio::{
-    BaseProtocol, BaseTransport, Error, ExtraInfo, Protocol, ReadTransport, StreamReader,
-    StreamReaderProtocol, Transport, WriteTransport,
-};
+use asyncio::{BaseProtocol, Error, Protocol, StreamReader, StreamReaderProtocol};
+use support_reader::{with_transport, FakeTransport};
 
 /// One poll with a waker that does nothing: the read runs once.
 fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
@@ -41,75 +38,6 @@ fn value_error() -> Error {
 
 fn is_boom(r: &asyncio::Result<impl std::fmt::Debug>) -> bool {
     matches!(r, Err(Error::Value(m)) if m == "boom")
-}
-
-/// A transport that records read flow control and nothing else.
-#[derive(Default)]
-struct FakeTransport {
-    paused: Cell<bool>,
-    calls: RefCell<Vec<&'static str>>,
-}
-
-impl BaseTransport for FakeTransport {
-    fn close(&self) {}
-    fn is_closing(&self) -> bool {
-        false
-    }
-    fn get_extra_info(&self, _name: &str) -> Option<ExtraInfo> {
-        None
-    }
-}
-
-impl ReadTransport for FakeTransport {
-    fn is_reading(&self) -> bool {
-        !self.paused.get()
-    }
-    fn pause_reading(&self) {
-        self.paused.set(true);
-        self.calls.borrow_mut().push("pause");
-    }
-    fn resume_reading(&self) {
-        self.paused.set(false);
-        self.calls.borrow_mut().push("resume");
-    }
-}
-
-impl WriteTransport for FakeTransport {
-    fn write(&self, _data: &[u8]) -> asyncio::Result<()> {
-        Ok(())
-    }
-    fn writelines(&self, _bufs: &[&[u8]]) -> asyncio::Result<()> {
-        Ok(())
-    }
-    fn write_eof(&self) -> asyncio::Result<()> {
-        Ok(())
-    }
-    fn can_write_eof(&self) -> bool {
-        true
-    }
-    fn abort(&self) {}
-    fn get_write_buffer_size(&self) -> usize {
-        0
-    }
-    fn get_write_buffer_limits(&self) -> (usize, usize) {
-        (0, 0)
-    }
-    fn set_write_buffer_limits(&self, _h: Option<usize>, _l: Option<usize>) -> asyncio::Result<()> {
-        Ok(())
-    }
-}
-
-impl Transport for FakeTransport {}
-
-/// A reader with `limit`, and its protocol (the feeder: a read borrows the reader),
-/// which saw `connection_made` on a fake transport.
-fn with_transport(limit: usize) -> (StreamReader, Rc<StreamReaderProtocol>, Rc<FakeTransport>) {
-    let r = StreamReader::with_limit(limit).unwrap();
-    let p = StreamReaderProtocol::new(&r);
-    let t = Rc::new(FakeTransport::default());
-    let dyn_t: Rc<dyn Transport> = t.clone();
-    p.connection_made(dyn_t);
-    (r, p, t)
 }
 
 fn feed(p: &StreamReaderProtocol, data: &[u8]) {
